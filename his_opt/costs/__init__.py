@@ -1,0 +1,34 @@
+"""Cost models: edge-server GPU profiles (measured, estimated, or the paper's cycle model),
+user devices and the downlink channel."""
+
+from ._estimate import A100_80GB, SD3_MEDIUM_CONFIG, GPUSpec, estimate_profile, sd3_step_flops
+from ._link import Channel, DeviceModel, latent_bits
+from ._profile import (
+    GPU_PROFILE_SCHEMA,
+    CycleProfile,
+    EdgeServer,
+    GPUProfile,
+    ServerProfile,
+    default_profile_name,
+    load_profile,
+    models_dir,
+)
+
+__all__ = [
+    "A100_80GB",
+    "GPU_PROFILE_SCHEMA",
+    "SD3_MEDIUM_CONFIG",
+    "Channel",
+    "CycleProfile",
+    "EdgeServer",
+    "DeviceModel",
+    "GPUProfile",
+    "GPUSpec",
+    "ServerProfile",
+    "default_profile_name",
+    "estimate_profile",
+    "latent_bits",
+    "load_profile",
+    "models_dir",
+    "sd3_step_flops",
+]
