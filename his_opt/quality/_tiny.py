@@ -24,33 +24,19 @@ def build_tiny_clip(folder: str | Path, *, seed: int = 0, image_size: int = 32) 
     The tokenizer is a byte-level CLIP BPE trained on a small built-in corpus (no hub access);
     the model's context is 77 tokens as in OpenAI CLIP, so truncation behaves as in production.
     """
-    import json
-
     import torch
-    from tokenizers.pre_tokenizers import ByteLevel
-    from tokenizers.trainers import BpeTrainer
     from transformers import (
         CLIPConfig,
         CLIPImageProcessor,
         CLIPModel,
         CLIPProcessor,
-        CLIPTokenizer,
     )
 
+    from ..inference._tokenizers import train_clip_tokenizer
+
     folder = Path(folder)
-    backend = CLIPTokenizer().backend_tokenizer
-    trainer = BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|startoftext|>", "<|endoftext|>"],
-        end_of_word_suffix="</w>",
-        initial_alphabet=ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(list(_CORPUS) * 4, trainer)
-    spec = json.loads(backend.to_str())["model"]
-    tokenizer = CLIPTokenizer(
-        vocab=spec["vocab"], merges=[tuple(m) for m in spec["merges"]], model_max_length=77
-    )
+    # Deterministic BPE (the `tokenizers` trainer numbers tokens differently run to run).
+    tokenizer = train_clip_tokenizer(list(_CORPUS))
     bos = tokenizer.convert_tokens_to_ids("<|startoftext|>")
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = CLIPConfig(
