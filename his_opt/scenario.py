@@ -7,6 +7,7 @@ objective weights and no channel figures; the defaults here are this project's a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -181,6 +182,10 @@ def load_scenario(path: str | Path | None = None, **overrides: Any) -> Scenario:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InputError(f"must be an integer, got {value!r}", file=source, field=key)
         elif expected is float:
+            if isinstance(value, str):
+                # PyYAML (YAML 1.1) reads "1e-27" as a string; accept plain numeric text.
+                with contextlib.suppress(ValueError):
+                    value = float(value)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"must be a number, got {value!r}", file=source, field=key)
             data[key] = float(value)
