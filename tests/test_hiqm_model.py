@@ -193,3 +193,13 @@ def test_poly_with_anchor_policy_rejected():
             similarity_range=(0.2, 0.7),
             extrapolation={"below": "clamp", "above": "identical_anchor"},
         )
+
+
+@pytest.mark.parametrize("variant", ["plain", "sim_npi"])
+def test_sharing_never_predicts_a_gain_over_the_unshared_quality(variant: str) -> None:
+    model = load_default_hiqm(variant)
+    unshared = model.unshared_quality()
+    sims = np.linspace(0.0, 1.0, 201)[:, None]
+    shared = model.predict(sims, np.arange(1, model.total_steps)[None, :])
+    assert shared.max() <= unshared
+    assert unshared == pytest.approx(model.predict(sims, 0).max())

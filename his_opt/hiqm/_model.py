@@ -232,6 +232,16 @@ class HIQM:
         )
         return {"L": math.exp(log_l), "K": math.exp(log_k), "B": b, "D": d}
 
+    def unshared_quality(self, n_similarity: int = 1001) -> float:
+        """Quality of a user that shares nothing (x = 0).
+
+        With no common steps the public prompt plays no part, so this is one number for every
+        similarity. The fitted bins disagree slightly at x = 0 (they were measured on different
+        prompt sets); the largest value is taken so that sharing never predicts a gain over it.
+        """
+        grid = np.linspace(0.0, 1.0, n_similarity)
+        return float(np.max(self.predict(grid, 0)))
+
     def check_monotone(self, n_similarity: int = 101) -> None:
         """Spot-check on a grid that quality is finite and non-increasing in shared steps.
 

@@ -11,6 +11,8 @@ import copy
 import tempfile
 from typing import Any
 
+from ..costs import SD3_MEDIUM_CONFIG
+
 __all__ = [
     "ARCHES",
     "build_random_sd3_pipeline",
@@ -24,19 +26,7 @@ ARCHES = ("tiny", "sd3-medium", "test")
 
 def sd3_medium_transformer_config() -> dict[str, Any]:
     """The published SD3-Medium ``SD3Transformer2DModel`` config (about 2.0e9 parameters)."""
-    return {
-        "sample_size": 128,
-        "patch_size": 2,
-        "in_channels": 16,
-        "num_layers": 24,
-        "attention_head_dim": 64,
-        "num_attention_heads": 24,
-        "joint_attention_dim": 4096,
-        "caption_projection_dim": 1536,
-        "pooled_projection_dim": 2048,
-        "out_channels": 16,
-        "pos_embed_max_size": 192,
-    }
+    return dict(SD3_MEDIUM_CONFIG)
 
 
 def sd3_medium_scheduler_config() -> dict[str, Any]:

@@ -1,0 +1,233 @@
+"""The published baselines, each optimised within its own rules and scored by the same evaluator.
+
+* ``IIS`` (independent inference): no sharing, ``x = 0`` for everyone; servers and the edge/device
+  split are optimised under the budgets (exact MILP).
+* ``GFIS``: one group of all users; a randomly chosen user's prompt is the public prompt; the
+  server, ``x`` and the split are optimised (exact MILP).
+* ``PPGFIS``: one group per ``subject`` (or, when subjects are missing, per cluster of the
+  prompts: average-linkage clustering of ``1 - similarity`` with the number of clusters chosen
+  by silhouette); a random member's prompt per group; servers, ``x`` per group and the split are
+  optimised (exact MILP).
+* ``greedy``: similarity-threshold grouping with medoid public prompts, each group's best ``x`` at
+  an estimated budget price, greedy split (no MILP).
+
+Random choices use ``random_state``. Each returns a :class:`SolveResult` whose bound and gap
+refer to the baseline's own restricted problem.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ._decision import Decision
+from ._evaluate import score_decision
+from ._heuristics import _complete, assign_servers, greedy_grouping
+from ._highs import solve_highs
+from ._instance import Instance
+from ._milp import build_compact_model
+from ._options import OptionTable, build_option_table
+from ._result import (
+    FEASIBLE_GAP,
+    INFEASIBLE,
+    OPTIMAL,
+    TIME_LIMIT,
+    SolveResult,
+    make_plan,
+    relative_gap,
+)
+from ._split import greedy_split
+
+__all__ = ["BASELINES", "gfis", "greedy", "iis", "ppgfis", "run_baselines", "subject_groups"]
+
+BASELINES = ("IIS", "GFIS", "PPGFIS", "greedy")
+
+
+def _result(inst: Instance, dec: Decision | None, *, name: str, scope: str, t0: float,
+            bound: float, kind: str, mip_gap: float, notes: list[str]) -> SolveResult:
+    if dec is None:
+        return SolveResult(status=INFEASIBLE if kind != "time_limit" else TIME_LIMIT,
+                           objective=-math.inf, bound=-math.inf, gap=math.inf,
+                           solve_time_s=time.perf_counter() - t0, bound_scope=scope, plan=None,
+                           method=name, diagnostics=notes)
+    ev = score_decision(inst, dec)
+    bound = max(bound, ev.objective)
+    gap = relative_gap(ev.objective, bound)
+    status = OPTIMAL if gap <= mip_gap + 1e-12 else (TIME_LIMIT if kind == "time_limit"
+                                                       else FEASIBLE_GAP)
+    kw = dict(status=status, objective=ev.objective, bound=bound, gap=gap,
+              solve_time_s=time.perf_counter() - t0, bound_scope=scope, method=name)
+    plan = make_plan(inst, dec, status={**kw, "diagnostics": notes},
+                     provenance={"optimizer": f"his_opt.allocation baseline {name}"})
+    names = inst.server_names
+    return SolveResult(plan=plan, terms=ev.terms(),
+                       gpu_time_s=dict(zip(names, map(float, ev.gpu_time_s), strict=True)),
+                       gpu_time_simulated_s=dict(zip(names, map(float, ev.gpu_time_simulated_s),
+                                                     strict=True)),
+                       diagnostics=notes, **kw)
+
+
+def _restricted(inst: Instance, table: OptionTable, options: tuple[np.ndarray, ...],
+                solo: np.ndarray, warm: Decision | None, *, time_limit: float,
+                mip_gap: float) -> tuple[Decision | None, float, str]:
+    """Exact optimum over the given options (each public opens at most one group)."""
+    model = build_compact_model(inst, table, options, solo, one_per_public=True)
+    start = model.encode(warm, inst.total_steps) if warm is not None else None
+    out = solve_highs(model.c, model.A, model.row_lo, model.row_hi, model.col_lo, model.col_hi,
+                      model.integrality, time_limit=time_limit, mip_gap=mip_gap,
+                      offset=model.offset, start=start)
+    best = warm
+    if out.x is not None:
+        cand = model.decode(out.x)
+        if warm is None or score_decision(inst, cand).objective >= \
+                score_decision(inst, warm).objective - 1e-9:
+            best = cand
+    if out.kind == "infeasible":
+        return None, -math.inf, "infeasible"
+    return best, out.bound if math.isfinite(out.bound) else math.inf, out.kind
+
+
+def iis(inst: Instance, *, time_limit: float = 30.0, mip_gap: float = 1e-6,
+        table: OptionTable | None = None) -> SolveResult:
+    """IIS: everyone solo (x = 0); servers and split optimised."""
+    t0 = time.perf_counter()
+    scope = "IIS plans (no sharing)"
+    if not inst.allow_solo:
+        return _result(inst, None, name="IIS", scope=scope, t0=t0, bound=-math.inf, kind="",
+                       mip_gap=mip_gap, notes=[f"IIS needs common_steps_min = 0 (it is "
+                                               f"{inst.scenario.common_steps_min})"])
+    table = table or build_option_table(inst)
+    N = inst.n_users
+    srv = assign_servers(inst, np.full(N, 1.0))
+    warm = greedy_split(inst, table, Decision(srv, -np.ones(N, dtype=int), np.zeros(N, dtype=int),
+                                              np.arange(N), np.zeros(N, dtype=int)))
+    empty = tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
+    dec, bound, kind = _restricted(inst, table, empty, np.ones((N, inst.n_servers), dtype=bool),
+                                   warm, time_limit=time_limit, mip_gap=mip_gap)
+    notes = [] if dec is not None else ["no IIS plan meets the budgets, deadlines and quality "
+                                        "limits"]
+    return _result(inst, dec, name="IIS", scope=scope, t0=t0, bound=bound, kind=kind,
+                   mip_gap=mip_gap, notes=notes)
+
+
+def _public_of(inst: Instance, n: int) -> int:
+    p = int(inst.own_public[n])
+    return p if p >= 0 else int(np.argmax(inst.sim[:, n]))
+
+
+def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np.ndarray]], *,
+                  name: str, scope: str, t0: float, time_limit: float,
+                  mip_gap: float) -> SolveResult:
+    S = inst.n_servers
+    xi = np.arange(1, len(table.xs))
+    parts = [[], [], [], []]
+    for p, mem in groups:
+        for s in range(S):
+            pp, nn, ii = np.meshgrid([p], mem, xi, indexing="ij")
+            parts[0].append(pp.ravel())
+            parts[1].append(nn.ravel())
+            parts[2].append(np.full(pp.size, s))
+            parts[3].append(ii.ravel())
+    opts = tuple(np.concatenate(a).astype(np.int64) for a in parts)
+    warm = _complete(inst, table, groups, np.zeros(0, dtype=int), np.zeros(S))
+    dec, bound, kind = _restricted(inst, table, opts, np.zeros((inst.n_users, S), dtype=bool),
+                                   warm, time_limit=time_limit, mip_gap=mip_gap)
+    notes = [] if dec is not None else [f"no {name} plan meets the budgets, deadlines, quality "
+                                        "limits and step ranges"]
+    return _result(inst, dec, name=name, scope=scope, t0=t0, bound=bound, kind=kind,
+                   mip_gap=mip_gap, notes=notes)
+
+
+def gfis(inst: Instance, *, random_state: int | None = None, time_limit: float = 30.0,
+         mip_gap: float = 1e-6, table: OptionTable | None = None) -> SolveResult:
+    """GFIS: one group of everyone, a random member's prompt as public prompt."""
+    t0 = time.perf_counter()
+    table = table or build_option_table(inst)
+    rng = np.random.default_rng(random_state)
+    n = int(rng.integers(inst.n_users))
+    p = _public_of(inst, n)
+    scope = f"GFIS plans with public prompt of user {inst.user_ids[n]}"
+    return _groups_solve(inst, table, [(p, np.arange(inst.n_users))], name="GFIS", scope=scope,
+                         t0=t0, time_limit=time_limit, mip_gap=mip_gap)
+
+
+def subject_groups(inst: Instance, *, random_state: int | None = None) -> list[np.ndarray]:
+    """PPGFIS's groups: users by ``subject``; if any subject is missing, clusters of the prompts
+    (average linkage on ``1 - similarity``, number of clusters by silhouette)."""
+    subjects = inst.subjects
+    if all(s is not None for s in subjects):
+        names = sorted(set(subjects))
+        return [np.flatnonzero(np.array([s == nm for s in subjects])) for nm in names]
+    N = inst.n_users
+    if N < 3:
+        return [np.arange(N)]
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+    from sklearn.metrics import silhouette_score
+
+    own = inst.own_public
+    if np.all(own >= 0):
+        simm = inst.sim[own, :]
+        dist = np.clip(1.0 - 0.5 * (simm + simm.T), 0.0, 2.0)
+        np.fill_diagonal(dist, 0.0)
+        best, best_s = np.zeros(N, dtype=int), -np.inf
+        for k in range(2, min(10, N - 1) + 1):
+            lab = AgglomerativeClustering(n_clusters=k, metric="precomputed",
+                                          linkage="average").fit_predict(dist)
+            if len(set(lab)) < 2:
+                continue
+            sc = silhouette_score(dist, lab, metric="precomputed")
+            if sc > best_s:
+                best, best_s = lab, sc
+    else:
+        feats = inst.sim.T
+        best, best_s = np.zeros(N, dtype=int), -np.inf
+        for k in range(2, min(10, N - 1) + 1):
+            lab = KMeans(n_clusters=k, n_init=4, random_state=random_state).fit_predict(feats)
+            sc = silhouette_score(feats, lab)
+            if sc > best_s:
+                best, best_s = lab, sc
+    return [np.flatnonzero(best == c) for c in np.unique(best)]
+
+
+def ppgfis(inst: Instance, *, random_state: int | None = None, time_limit: float = 30.0,
+           mip_gap: float = 1e-6, table: OptionTable | None = None) -> SolveResult:
+    """PPGFIS: one group per subject (or prompt cluster), a random member's prompt as public."""
+    t0 = time.perf_counter()
+    table = table or build_option_table(inst)
+    rng = np.random.default_rng(random_state)
+    groups = []
+    for mem in subject_groups(inst, random_state=random_state):
+        n = int(mem[int(rng.integers(mem.size))])
+        groups.append((_public_of(inst, n), mem))
+    by_subject = all(s is not None for s in inst.subjects)
+    scope = ("PPGFIS plans (groups by subject" if by_subject else
+             "PPGFIS plans (groups by prompt clusters") + ", seeded random publics)"
+    return _groups_solve(inst, table, groups, name="PPGFIS", scope=scope, t0=t0,
+                         time_limit=time_limit, mip_gap=mip_gap)
+
+
+def greedy(inst: Instance, *, table: OptionTable | None = None) -> SolveResult:
+    """The greedy baseline (a heuristic: no bound, status ``feasible_gap``)."""
+    t0 = time.perf_counter()
+    table = table or build_option_table(inst)
+    dec = greedy_grouping(inst, table)
+    notes = [] if dec is not None else ["the greedy grouping found no feasible plan"]
+    return _result(inst, dec, name="greedy", scope="none (heuristic, no bound)", t0=t0,
+                   bound=math.inf, kind="", mip_gap=0.0, notes=notes)
+
+
+def run_baselines(inst: Instance, random_state: int | None = None, *,
+                  time_limit: float = 30.0, mip_gap: float = 1e-6) -> dict[str, SolveResult]:
+    """All baselines on ``inst``: ``{"IIS": ..., "GFIS": ..., "PPGFIS": ..., "greedy": ...}``.
+    ``time_limit`` applies to each MILP baseline."""
+    table = build_option_table(inst)
+    return {
+        "IIS": iis(inst, time_limit=time_limit, mip_gap=mip_gap, table=table),
+        "GFIS": gfis(inst, random_state=random_state, time_limit=time_limit, mip_gap=mip_gap,
+                     table=table),
+        "PPGFIS": ppgfis(inst, random_state=random_state, time_limit=time_limit,
+                         mip_gap=mip_gap, table=table),
+        "greedy": greedy(inst, table=table),
+    }

@@ -1,0 +1,33 @@
+"""Reading and validating the user-written inputs: users, edge servers, public-prompt candidates.
+
+Every problem raises ``InputError`` with one line naming the file, row and field.
+"""
+
+from ._candidates import load_candidates
+from ._inputs import SolveInputs
+from ._servers import (
+    CYCLE_PROFILE,
+    SERVER_COLUMNS,
+    default_servers,
+    load_servers,
+    resolve_profile,
+    server_summary,
+)
+from ._table import file_sha256, read_text
+from ._users import USER_COLUMNS, USER_INPUT_COLUMNS, load_users
+
+__all__ = [
+    "CYCLE_PROFILE",
+    "SERVER_COLUMNS",
+    "USER_COLUMNS",
+    "USER_INPUT_COLUMNS",
+    "SolveInputs",
+    "default_servers",
+    "file_sha256",
+    "load_candidates",
+    "load_servers",
+    "load_users",
+    "read_text",
+    "resolve_profile",
+    "server_summary",
+]

@@ -1,0 +1,146 @@
+"""Everything ``solve`` reads, loaded and validated together, with each input's provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._errors import InputError
+from ..costs import EdgeServer
+from ..scenario import Scenario, load_scenario
+from ._candidates import load_candidates
+from ._servers import load_servers
+from ._table import file_sha256
+from ._users import load_users
+
+__all__ = ["SolveInputs"]
+
+
+@dataclass(eq=False)
+class SolveInputs:
+    """Validated inputs of one ``solve`` run; ``files`` maps each input role to its provenance."""
+
+    users: pd.DataFrame
+    servers: list[EdgeServer]
+    scenario: Scenario
+    hiqm: Any
+    hiqm_path: Path
+    candidates: list[str] | None = None
+    similarity_model: str | None = None
+    seed: int | None = None
+    files: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    similarity: Any = None
+
+    @classmethod
+    def load(
+        cls,
+        users: str | Path,
+        *,
+        servers: str | Path | None = None,
+        config: str | Path | None = None,
+        hiqm: str | Path | None = None,
+        candidates: str | Path | None = None,
+        similarity_model: str | Path | None = None,
+        seed: int | None = None,
+    ) -> SolveInputs:
+        """Read and validate every input; ``InputError`` (file, row, field) on the first problem.
+
+        The scenario comes first (its defaults fill the users' and servers' empty cells); the
+        HIQM defaults to the shipped model of the scenario's variant and must match the
+        scenario's variant and total steps.
+        """
+        from ..hiqm import HIQM, default_hiqm_path
+
+        scenario = load_scenario(config)
+        table = load_users(users, scenario, random_state=seed)
+        server_list = load_servers(servers, scenario)
+        cands = None if candidates is None else load_candidates(candidates)
+        if hiqm is None:
+            if scenario.variant == "custom":
+                raise InputError(
+                    "variant 'custom' has no shipped quality model; pass --hiqm",
+                    file=config or "<scenario>",
+                    field="variant",
+                )
+            hiqm_path = default_hiqm_path(scenario.variant)
+        else:
+            hiqm_path = Path(hiqm)
+        model = HIQM.load(hiqm_path)
+        if scenario.variant != "custom" and model.variant != scenario.variant:
+            raise InputError(
+                f"quality model is for variant {model.variant!r} but the scenario "
+                f"uses {scenario.variant!r}",
+                file=hiqm_path,
+                field="variant",
+            )
+        if model.total_steps != scenario.total_steps:
+            raise InputError(
+                f"quality model has total_steps {model.total_steps} but the "
+                f"scenario has {scenario.total_steps}",
+                file=hiqm_path,
+                field="total_steps",
+            )
+        if similarity_model is not None and not Path(similarity_model).exists():
+            raise InputError(
+                "similarity model folder not found",
+                file=similarity_model,
+                field="--similarity-model",
+            )
+
+        def info(path: str | Path | None) -> dict[str, Any] | None:
+            if path is None:
+                return None
+            return {"file": str(path), "sha256": file_sha256(path)}
+
+        files = {
+            "users": info(users),
+            "servers": info(servers),
+            "config": info(config),
+            "candidates": info(candidates),
+            "hiqm": info(hiqm_path),
+        }
+        return cls(
+            users=table,
+            servers=server_list,
+            scenario=scenario,
+            hiqm=model,
+            hiqm_path=hiqm_path,
+            candidates=cands,
+            similarity_model=None if similarity_model is None else str(similarity_model),
+            seed=seed,
+            files=files,
+        )
+
+    def prompt_similarity(self) -> Any:
+        """The (lazily loaded) ``PromptSimilarity`` for ``similarity_model``."""
+        if self.similarity is None:
+            from ..similarity import PromptSimilarity
+
+            self.similarity = PromptSimilarity(model=self.similarity_model)
+        return self.similarity
+
+    def build_instance(self) -> Any:
+        """The allocation instance: embeds every prompt and candidate (loads the model once)."""
+        from ..allocation import build_instance
+
+        similarity = self.prompt_similarity()
+        try:
+            _ = similarity.dimension  # load the model now: a bad folder is an input error
+        except (OSError, ValueError, RuntimeError) as err:
+            where = self.similarity_model or similarity.model_name_or_path
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise InputError(
+                f"cannot load the similarity model: {first}", file=where, field="--similarity-model"
+            ) from err
+        return build_instance(
+            self.users,
+            self.servers,
+            self.scenario,
+            self.hiqm,
+            similarity=similarity,
+            candidates=self.candidates,
+            random_state=self.seed,
+        )

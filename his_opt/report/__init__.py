@@ -1,0 +1,24 @@
+"""Outputs of ``solve``: the plan document (JSON, schema ``his-opt/plan/1``) and the Excel report.
+
+Both are built from one plan document, so they always agree, and both are written atomically.
+"""
+
+from ._excel import SHEETS, quality_curves, report_tables, write_excel_report, write_workbook
+from ._plan_json import build_plan_document, plan_json_text, write_plan_json
+from ._schema import PLAN_JSON_SCHEMA, PLAN_SCHEMA_ID, validate_plan
+from ._write import write_reports
+
+__all__ = [
+    "PLAN_JSON_SCHEMA",
+    "PLAN_SCHEMA_ID",
+    "SHEETS",
+    "build_plan_document",
+    "plan_json_text",
+    "quality_curves",
+    "report_tables",
+    "validate_plan",
+    "write_excel_report",
+    "write_plan_json",
+    "write_reports",
+    "write_workbook",
+]

@@ -1,0 +1,261 @@
+"""The plan document's schema check and the Excel report, on a small hand-written plan."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from his_opt._errors import InputError
+from his_opt.hiqm import load_default_hiqm
+from his_opt.report import (
+    PLAN_JSON_SCHEMA,
+    SHEETS,
+    quality_curves,
+    report_tables,
+    validate_plan,
+    write_excel_report,
+    write_plan_json,
+    write_reports,
+)
+from his_opt.scenario import Scenario
+
+
+def _user(uid, gid, sim, x, y, q, prompt="p"):
+    return {
+        "user_id": uid,
+        "prompt": f"{prompt} {uid}",
+        "negative_prompt": None,
+        "group_id": gid,
+        "similarity": sim,
+        "common_steps": x,
+        "edge_steps": y,
+        "device_steps": 28 - x - y,
+        "predicted_quality": q,
+        "delay_s": 10.0 + y,
+        "energy_j": 100.0 + y,
+        "subject": "cat",
+        "deadline_s": None,
+        "min_quality": None,
+    }
+
+
+@pytest.fixture
+def plan() -> dict:
+    return {
+        "schema": "his-opt/plan/1",
+        "scenario": Scenario().to_dict(),
+        "groups": [
+            {
+                "group_id": "g1",
+                "server": "es1",
+                "public_prompt": "a cat",
+                "common_steps": 9,
+                "seed": 11,
+                "members": ["u1", "u2"],
+            },
+            {
+                "group_id": "g2",
+                "server": "es1",
+                "public_prompt": None,
+                "common_steps": 0,
+                "seed": 12,
+                "members": ["u3"],
+            },
+        ],
+        "users": [
+            _user("u1", "g1", 0.6, 9, 10, 0.29),
+            _user("u2", "g1", 0.5, 9, 12, 0.28),
+            _user("u3", "g2", 1.0, 0, 16, 0.32),
+        ],
+        "servers": [
+            {
+                "name": "es1",
+                "profile": "sd3-medium-1024-fp16-a100-estimate",
+                "profile_kind": "estimate",
+                "budget_s": 60.0,
+                "gpu_time_s": 12.5,
+                "gpu_time_simulated_s": 12.0,
+                "utilisation": 12.5 / 60,
+                "groups": 1,
+                "users": 3,
+                "power_w": 380.0,
+            }
+        ],
+        "totals": {
+            "objective": 5.0,
+            "quality_term": 89.0,
+            "delay_term": 68.0,
+            "energy_term": 16.0,
+            "sum_quality": 0.89,
+            "sum_delay_s": 68.0,
+            "energy_j": 1600.0,
+            "gpu_time_s": 12.5,
+            "users": 3,
+            "groups": 2,
+            "shared_groups": 1,
+            "solo_users": 1,
+            "gpu_time_iis_s": 14.0,
+        },
+        "status": {
+            "status": "optimal",
+            "objective": 5.0,
+            "bound": 5.0,
+            "gap": 0.0,
+            "feasible": True,
+            "violations": [],
+        },
+        "baselines": [
+            {
+                "name": "IIS",
+                "objective": 2.0,
+                "quality_term": 96.0,
+                "delay_term": 78.0,
+                "energy_term": 16.0,
+                "gpu_time_s": 14.0,
+                "groups": 0,
+                "plan_vs_method": 1.5,
+            },
+            {"name": "GFIS", "objective": 4.0, "plan_vs_method": 0.25},
+        ],
+        "provenance": {
+            "his_opt_version": "0.1.0",
+            "inputs": {"users": {"file": "u.csv"}},
+            "hiqm": {"file": "sim_npi.json", "model": load_default_hiqm("sim_npi").to_dict()},
+            "seed": 0,
+            "command": ["solve.py", "u.csv"],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def hiqm():
+    return load_default_hiqm("sim_npi")
+
+
+def test_valid_plan_passes_both_checks(plan):
+    validate_plan(plan)
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(plan, PLAN_JSON_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "words"),
+    [
+        (lambda d: d["users"][1].update(device_steps=5), "users.device_steps", "total_steps"),
+        (lambda d: d["groups"][0]["members"].remove("u2"), "users.group_id", "not listed"),
+        (lambda d: d["groups"][1].update(common_steps=3), "groups.public_prompt", "one member"),
+        (lambda d: d["users"][0].update(similarity="high"), "users.similarity", "number"),
+        (lambda d: d["users"][0].update(edge_steps=-1), "users.edge_steps", ">= 0"),
+        (lambda d: d["users"][2].update(user_id="u1"), "users.user_id", "duplicate"),
+        (lambda d: d.pop("totals"), "totals", "missing"),
+        (lambda d: d.update(schema="his-opt/plan/0"), "schema", "unknown schema"),
+        (lambda d: d["groups"][0].update(common_steps=28), "groups.common_steps", "exceeds"),
+    ],
+)
+def test_invalid_plans_are_rejected(plan, mutate, field, words):
+    bad = copy.deepcopy(plan)
+    mutate(bad)
+    with pytest.raises(InputError) as info:
+        validate_plan(bad, source="p.json")
+    assert info.value.field == field and words in str(info.value)
+    jsonschema = pytest.importorskip("jsonschema")
+    if field not in (
+        "users.group_id",
+        "groups.public_prompt",
+        "users.device_steps",
+        "users.user_id",
+        "groups.common_steps",
+    ):  # invariants beyond a schema
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, PLAN_JSON_SCHEMA)
+
+
+def test_plan_json_is_strict_and_atomic(plan, tmp_path):
+    path = tmp_path / "p.json"
+    write_plan_json(path, plan)
+    assert json.loads(path.read_text()) == plan
+    bad = copy.deepcopy(plan)
+    bad["totals"]["objective"] = float("nan")
+    with pytest.raises(ValueError):
+        write_plan_json(path, bad)
+    assert json.loads(path.read_text()) == plan  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]  # no temporary left behind
+
+
+def test_workbook_sheets_agree_with_plan(plan, hiqm, tmp_path):
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, plan, hiqm)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == list(SHEETS)
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2"
+        assert ws.auto_filter.ref
+        assert ws["A1"].font.b
+    assert len(wb["Summary"]._charts) == 1 and len(wb["Model"]._charts) == 1
+    users = pd.read_excel(path, sheet_name="Users", engine="openpyxl")
+    assert users["user_id"].tolist() == ["u1", "u2", "u3"]
+    assert users["edge_steps"].tolist() == [10, 12, 16]
+    assert (users["common_steps"] + users["edge_steps"] + users["device_steps"] == 28).all()
+    groups = pd.read_excel(path, sheet_name="Groups", engine="openpyxl")
+    assert groups["members"].tolist() == ["u1, u2", "u3"]
+    assert groups["mean_similarity"].iloc[0] == pytest.approx(0.55)
+    summary = pd.read_excel(path, sheet_name="Summary", engine="openpyxl", usecols="A:B")
+    items = dict(zip(summary["item"], summary["value"], strict=True))
+    assert items["objective"] == 5.0 and items["status"] == "optimal"
+    base = pd.read_excel(path, sheet_name="Summary", engine="openpyxl", usecols="D:M").dropna(
+        how="all"
+    )
+    assert base["method"].tolist() == ["his-opt (this plan)", "IIS", "GFIS"]
+    assert base["objective"].tolist() == [5.0, 2.0, 4.0]
+    # number formats: quality with 4 decimals, utilisation as a percentage
+    ws = wb["Users"]
+    col = [c.value for c in ws[1]].index("predicted_quality") + 1
+    assert ws.cell(row=2, column=col).number_format == "0.0000"
+    ws = wb["Servers"]
+    col = [c.value for c in ws[1]].index("utilisation") + 1
+    assert ws.cell(row=2, column=col).number_format == "0.0%"
+    widths = [wb["Users"].column_dimensions[c].width for c in "ABCDE"]
+    assert all(8 <= w <= 60 for w in widths)
+
+
+def test_quality_chart_data_follows_hiqm(plan, hiqm):
+    curves = quality_curves(plan, hiqm)
+    assert list(curves.columns) == ["common_steps", "g1 (s=0.55, x=9)"]
+    assert curves["common_steps"].tolist() == list(range(14))
+    assert curves.iloc[9, 1] == pytest.approx(float(hiqm.predict(0.55, 9)))
+    assert curves.iloc[:, 1].is_monotonic_decreasing
+
+
+def test_line_chart_references_the_curve_table(plan, hiqm, tmp_path):
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, plan, hiqm)
+    ws = openpyxl.load_workbook(path)["Model"]
+    (chart,) = ws._charts
+    (series,) = chart.series
+    ref = series.val.numRef.f
+    assert ref.startswith("'Model'!$F$2") or ref.startswith("Model!$F$2")
+    assert ws["F1"].value == "g1 (s=0.55, x=9)" and ws["E1"].value == "common_steps"
+
+
+def test_report_tables_match_plan(plan):
+    t = report_tables(plan)
+    assert t["users"]["server"].tolist() == ["es1"] * 3
+    assert t["groups"]["size"].tolist() == [2, 1]
+    assert t["groups"]["mean_similarity"].isna().tolist() == [False, True]
+    model = t["model"]
+    assert ("hiqm", "form", "interp") in set(map(tuple, model.values.tolist()))
+
+
+def test_write_reports_writes_both_or_neither(plan, hiqm, tmp_path):
+    out, pj = tmp_path / "r.xlsx", tmp_path / "p.json"
+    broken = copy.deepcopy(plan)
+    broken["users"][0]["group_id"] = "missing-group"  # the workbook builder fails on this
+    with pytest.raises(KeyError):
+        write_reports(out, pj, broken, hiqm)
+    assert list(tmp_path.iterdir()) == []
+    write_reports(out, pj, plan, hiqm)
+    assert out.exists() and json.loads(pj.read_text())["groups"][0]["group_id"] == "g1"
