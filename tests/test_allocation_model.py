@@ -158,3 +158,18 @@ def test_optimize_split_recovers_the_optimal_split() -> None:
     plan = optimize_split(inst, scrambled)
     assert plan is not None
     assert np.isclose(evaluate(inst, plan).objective, best)
+
+
+def test_pruned_publics_state_their_scope() -> None:
+    inst = tiny_instance(seed=37, n_users=6, budget_fraction=0.5)
+    full = solve(inst, time_limit=20, mip_gap=1e-9)
+    pruned = solve(inst, time_limit=20, mip_gap=1e-9, top_k=2)
+    assert "top-2" in pruned.bound_scope and "all groupings" in full.bound_scope
+    assert pruned.objective <= full.objective + 1e-9
+    # every shared user's public prompt is among its 2 most similar candidates or its own prompt
+    dec = pruned.plan.to_decision(inst)
+    for n in range(inst.n_users):
+        p = dec.public[dec.user_group[n]]
+        if p >= 0:
+            top = set(np.argsort(-inst.sim[:, n])[:2]) | {int(inst.own_public[n])}
+            assert p in top

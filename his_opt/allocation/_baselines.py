@@ -69,10 +69,17 @@ def _result(inst: Instance, dec: Decision | None, *, name: str, scope: str, t0: 
                        diagnostics=notes, **kw)
 
 
+_MAX_BASELINE_OPTIONS = 60_000
+
+
 def _restricted(inst: Instance, table: OptionTable, options: tuple[np.ndarray, ...],
                 solo: np.ndarray, warm: Decision | None, *, time_limit: float,
                 mip_gap: float) -> tuple[Decision | None, float, str]:
-    """Exact optimum over the given options (each public opens at most one group)."""
+    """Exact optimum over the given options (each public opens at most one group). Beyond
+    60,000 options the MILP is skipped (HiGHS may overrun its time limit on such models) and the
+    heuristic ``warm`` plan is returned with no bound."""
+    if len(options[0]) + int(solo.sum()) > _MAX_BASELINE_OPTIONS:
+        return warm, math.inf, "skipped" if warm is not None else "time_limit"
     model = build_compact_model(inst, table, options, solo, one_per_public=True)
     start = model.encode(warm, inst.total_steps) if warm is not None else None
     out = solve_highs(model.c, model.A, model.row_lo, model.row_hi, model.col_lo, model.col_hi,
@@ -108,6 +115,8 @@ def iis(inst: Instance, *, time_limit: float = 30.0, mip_gap: float = 1e-6,
                                    warm, time_limit=time_limit, mip_gap=mip_gap)
     notes = [] if dec is not None else ["no IIS plan meets the budgets, deadlines and quality "
                                         "limits"]
+    if kind == "skipped":
+        notes.append("IIS: too large for the exact MILP; greedy split")
     return _result(inst, dec, name="IIS", scope=scope, t0=t0, bound=bound, kind=kind,
                    mip_gap=mip_gap, notes=notes)
 
@@ -136,6 +145,9 @@ def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np
                                    warm, time_limit=time_limit, mip_gap=mip_gap)
     notes = [] if dec is not None else [f"no {name} plan meets the budgets, deadlines, quality "
                                         "limits and step ranges"]
+    if kind == "skipped":
+        notes.append(f"{name}: too large for the exact MILP; x per group at an estimated GPU "
+                     "price and the greedy split")
     return _result(inst, dec, name=name, scope=scope, t0=t0, bound=bound, kind=kind,
                    mip_gap=mip_gap, notes=notes)
 

@@ -152,14 +152,15 @@ def greedy_grouping(
         free = np.ones(inst.n_users, dtype=bool)
         groups: list[tuple[int, np.ndarray]] = []
         close = inst.sim >= t
+        cover = close.sum(axis=1)
         while sc.max_groups is None or len(groups) < sc.max_groups:
-            cover = (close & free[None, :]).sum(axis=1)
             p = int(np.argmax(cover))
             if cover[p] < min_size:
                 break
             m = np.flatnonzero(close[p] & free)
             groups.append((p, m))
             free[m] = False
+            cover = cover - close[:, m].sum(axis=1)
         rest = np.flatnonzero(free)
         lam = np.zeros(inst.n_servers)
         dec = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +15,26 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["HighsOutcome", "solve_highs"]
+
+
+@contextlib.contextmanager
+def _quiet_c_stdout() -> Any:
+    """Silence C-level stdout: HiGHS prints its banner when the first ``Highs()`` is built,
+    before ``output_flag`` can be set, and it would land in the CLI's summary."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 @dataclass
@@ -54,7 +77,8 @@ def solve_highs(
     import highspy
 
     t0 = time.perf_counter()
-    h = highspy.Highs()
+    with _quiet_c_stdout():
+        h = highspy.Highs()
     h.setOptionValue("output_flag", bool(verbose))
     h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
     h.setOptionValue("mip_rel_gap", float(mip_gap))

@@ -11,7 +11,7 @@ Method ``"decompose"`` (the default through ``"auto"``):
    (:mod:`._lagrange`); the smaller of the two is kept.
 3. Primal again: the LP solution rounded, and the facility search at the LP's GPU price.
 4. Fixing: options whose LP reduced cost proves they cannot beat the incumbent are removed.
-5. If few options survive (at most 60,000), the compact MILP (:mod:`._milp`) over them, warm
+5. If few options survive (at most 20,000), the compact MILP (:mod:`._milp`) over them, warm
    started from the incumbent, solved by HiGHS to ``mip_gap`` or the time limit; its bound,
    capped by the LP bound, is the result's bound. Otherwise the LP/Lagrangian bound stands.
 
@@ -60,7 +60,7 @@ from ._split import greedy_split
 __all__ = ["solve"]
 
 _MAX_UNIVERSE = 1_500_000
-_MAX_MILP_OPTIONS = 60_000
+_MAX_MILP_OPTIONS = 20_000
 _MAX_FACILITY_CELLS = 20_000_000
 _EXACT_USERS = 150
 
@@ -227,6 +227,11 @@ def solve(
         nonlocal best, best_obj
         if dec is None:
             return
+        if mask is not None:
+            p_u = dec.public[dec.user_group]
+            shared = p_u >= 0
+            if not np.all(mask[p_u[shared], np.flatnonzero(shared)]):
+                return  # outside the pruned problem the bound covers
         obj = score_decision(inst, dec).objective
         if obj > best_obj + 1e-12:
             best, best_obj = dec, obj
@@ -403,7 +408,7 @@ def _run_milp(model, backend: str, time_limit: float, mip_gap: float,  # noqa: A
 
 def _infeasible(inst: Instance, table: OptionTable, t0: float, scope: str, meth: str,
                 stats: dict[str, Any], timed_out: bool = False) -> SolveResult:
-    reasons = diagnose(inst, table)
+    reasons = diagnose(inst, table, time_limit=30.0)
     status = INFEASIBLE if reasons or not timed_out else TIME_LIMIT
     if not reasons:
         reasons = ["no plan was found within the time limit" if timed_out else
