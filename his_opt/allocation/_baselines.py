@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from ._decision import Decision
-from ._evaluate import score_decision
+from ._evaluate import check_feasible, score_decision
 from ._heuristics import _complete, assign_servers, greedy_grouping
 from ._highs import solve_highs
 from ._instance import Instance
@@ -61,6 +61,12 @@ def _result(inst: Instance, dec: Decision | None, *, name: str, scope: str, t0: 
               solve_time_s=time.perf_counter() - t0, bound_scope=scope, method=name)
     plan = make_plan(inst, dec, status={**kw, "diagnostics": notes},
                      provenance={"optimizer": f"his_opt.allocation baseline {name}"})
+    violations = check_feasible(inst, plan)
+    if violations:
+        # a baseline's fixed choices (random public, subject groups) can break a constraint:
+        # report that, never an infeasible plan
+        return _result(inst, None, name=name, scope=scope, t0=t0, bound=bound, kind=kind,
+                       mip_gap=mip_gap, notes=[*notes, *violations])
     names = inst.server_names
     return SolveResult(plan=plan, terms=ev.terms(),
                        gpu_time_s=dict(zip(names, map(float, ev.gpu_time_s), strict=True)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,6 @@ class Instance:
     min_quality: np.ndarray
     solo_quality: np.ndarray
     random_state: int | None = None
-    notes: dict[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ sizes and ranges
     @property

@@ -23,7 +23,9 @@ What the bound covers (``bound_scope``): every grouping, public choice, server, 
 when the public candidates are not pruned. With ``top_k`` (automatic when the option set would
 exceed 1.5 million, i.e. beyond about 100 users per server class) each user only considers its
 ``top_k`` most similar public candidates and its own prompt; heuristics, bound and plan then all
-live in that restricted problem, and the bound covers exactly it.
+live in that restricted problem, and the bound covers exactly it. When fewer than 40 candidates
+per user would remain (several thousand users), no bound is attempted: the plan comes from the
+heuristics over every public candidate and ``bound`` is infinite.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ _MAX_UNIVERSE = 1_500_000
 _MAX_MILP_OPTIONS = 20_000
 _MAX_FACILITY_CELLS = 20_000_000
 _EXACT_USERS = 150
+_MIN_AUTO_TOP_K = 40
 
 
 def _coordinate_fits(inst: Instance) -> bool:
@@ -211,8 +214,12 @@ def solve(
     k = _auto_top_k(inst, lp_inst.n_servers) if top_k == "auto" else top_k
     if k is not None and (not isinstance(k, int) or k < 1):
         raise ValueError(f"top_k must be 'auto', None or a positive integer, got {top_k!r}")
+    no_bound = top_k == "auto" and k is not None and k < _MIN_AUTO_TOP_K
+    if no_bound:
+        k = None  # too large for the LP bound: heuristics over every public, no bound
     mask = _pair_mask(inst, k)
-    scope = ("all groupings, public prompts, servers, common steps and splits" if mask is None
+    scope = ("none: too large for the LP bound (heuristic plan)" if no_bound
+             else "all groupings, public prompts, servers, common steps and splits" if mask is None
              else f"public prompts within each user's top-{k} most similar candidates "
                   "(and its own prompt)")
     stats: dict[str, Any] = {"top_k": k, "users": inst.n_users, "publics": inst.n_publics,
@@ -232,6 +239,11 @@ def solve(
             shared = p_u >= 0
             if not np.all(mask[p_u[shared], np.flatnonzero(shared)]):
                 return  # outside the pruned problem the bound covers
+        cap = inst.scenario.max_groups
+        if cap is not None:
+            used = np.unique(dec.user_group)
+            if int(np.sum(dec.x[used] >= 1)) > cap:
+                return  # a heuristic overshot max_groups
         obj = score_decision(inst, dec).objective
         if obj > best_obj + 1e-12:
             best, best_obj = dec, obj
@@ -272,6 +284,16 @@ def solve(
         bound = out.bound if math.isfinite(out.bound) else math.inf
         timed_out = out.kind == "time_limit"
         lap("milp", t1)
+    elif no_bound:
+        notes.append("too large for the LP bound (each user would keep fewer than "
+                     f"{_MIN_AUTO_TOP_K} public candidates): heuristic plan, no bound")
+        for mult in (0.8, 1.25):
+            if left() <= 0:
+                break
+            found = ufl_search(lp_inst, lp_table, lam0 * mult, publics=ufl_publics)
+            if found is not None:
+                offer(_unpool(inst, table, found, classes), "facility search")
+        t1 = lap("facility search", t1)
     else:
         universe = all_options(lp_inst, lp_table, mask)
         stats["options"] = len(universe[0])
