@@ -22,9 +22,11 @@ Solving
 ``FEASIBLE_GAP``, ``TIME_LIMIT``, ``INFEASIBLE``), the plan's ``objective``, a proven ``bound``
 and ``gap = (bound - objective) / |objective|``, ``bound_scope`` (what the bound covers),
 ``solve_time_s``, per-server GPU time (model bound and replayed schedule) and ``diagnostics``.
-The default method bounds the problem by its LP over every option (restricted LP + pricing),
-removes options by reduced-cost fixing against heuristic plans and solves the small remaining
-MILP exactly with HiGHS (see :mod:`._solve`). An infeasible instance comes back with one line
+Up to 150 users the default method bounds the problem by its LP over every option (restricted
+LP + pricing), removes options by reduced-cost fixing against heuristic plans and solves the
+small remaining MILP exactly with HiGHS; above that it bounds by facility-location dual ascent
+with the GPU budget priced (:mod:`._ascent`) and plans by facility search (see :mod:`._solve`).
+An infeasible instance comes back with one line
 per cause: a user's deadline below its fastest possible delay (and by how much), a
 ``min_quality`` above the best reachable quality, or the smallest GPU budget per server that
 makes the instance feasible.

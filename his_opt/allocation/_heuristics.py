@@ -4,6 +4,7 @@ greedy split) and the rounding of an LP solution. Both return feasible decisions
 from __future__ import annotations
 
 import heapq
+import time
 
 import numpy as np
 
@@ -228,15 +229,16 @@ def ufl_search(
     publics: np.ndarray | None = None,
     pair_mask: np.ndarray | None = None,
     max_rounds: int = 200,
-    swap_cells: float = 2e8,
+    swap_cells: float = 4e9,
+    deadline: float | None = None,
 ) -> Decision | None:
     """Facility-location local search at budget price ``lam`` (per server).
 
     Each column (public, server, x) is a facility costing ``(w_e P + lam)(x tau_pub + alpha
     K)`` (``K`` its largest edge-step count); a user served by it is worth ``w_q Q`` plus its best
     user-only value at price ``lam``; solo users are worth their solo value. Greedy opening, then
-    drop / add / swap moves while they gain; users join their best open column; the real split
-    comes from :func:`greedy_split`.
+    drop / add / swap moves while they gain (until ``deadline``, a ``time.perf_counter()``
+    value); users join their best open column; the real split comes from :func:`greedy_split`.
     """
     wq, _, we = inst.weights
     sc = inst.scenario
@@ -291,6 +293,8 @@ def ufl_search(
         cur = np.maximum(cur, r[c])
     cur_val = total(is_open)
     for _ in range(max_rounds):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         improved = False
         best_now = solo if not is_open.any() else np.maximum(solo, r[is_open].max(axis=0))
         # add
@@ -318,6 +322,8 @@ def ufl_search(
         if opened.size * r.size > swap_cells:
             break
         for c in opened:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             trial = is_open.copy()
             trial[c] = False
             base = solo if not trial.any() else np.maximum(solo, r[trial].max(axis=0))

@@ -1,27 +1,34 @@
-"""``solve``: the exact allocation, by LP bound + reduced-cost fixing + a small exact MILP.
+"""``solve``: the exact allocation, by LP bound + reduced-cost fixing + a small exact MILP, and
+a dual-ascent bound for large instances.
 
 Method ``"decompose"`` (the default through ``"auto"``):
 
 1. Primal heuristics: the greedy grouping, a facility-location local search at an estimated GPU
-   price (:func:`._heuristics.ufl_search`), each finished by the greedy edge/device split.
-2. Bound: the compact model's LP over every option, solved over a restricted option set and
-   priced (:mod:`._lpbound`); interchangeable servers (equal figures and budgets) are pooled into
-   one server with their summed budget for this LP, a relaxation, so the bound stays valid. For
-   large instances the LP's duals also seed a Lagrangian bound lowered by coordinate descent
-   (:mod:`._lagrange`); the smaller of the two is kept.
-3. Primal again: the LP solution rounded, and the facility search at the LP's GPU price.
-4. Fixing: options whose LP reduced cost proves they cannot beat the incumbent are removed.
-5. If few options survive (at most 20,000), the compact MILP (:mod:`._milp`) over them, warm
-   started from the incumbent, solved by HiGHS to ``mip_gap`` or the time limit; its bound,
-   capped by the LP bound, is the result's bound. Otherwise the LP/Lagrangian bound stands.
+   price (:func:`._heuristics.ufl_search`), each finished by the greedy edge/device split. Servers
+   that differ (several classes): the instance with every server merged into one at its largest
+   cost figures is solved (small instances) or searched (large ones), its groups placed on the
+   real servers, and a small MILP re-places the users over that plan's (public, x) pairs.
+2. Bound, up to 150 users: the compact model's LP over every option, solved over a restricted
+   option set and priced (:mod:`._lpbound`); interchangeable servers (equal figures and budgets)
+   are pooled into one server with their summed budget, a relaxation, so the bound stays valid.
+   Then the LP solution rounded, the facility search at the LP's GPU price, and reduced-cost
+   fixing: options that cannot beat the incumbent are removed. If more than 20,000 options
+   survive, neighbourhood MILPs (the options with the largest reduced costs, doubling) raise the
+   incumbent until fixing leaves few enough. The compact MILP (:mod:`._milp`) over the survivors,
+   warm started from the incumbent, is solved by HiGHS to ``mip_gap`` or the time limit, without
+   sub-MIP heuristics or restarts (the incumbent is already good; proving is what is left); its bound,
+   capped by the LP bound, is the result's bound.
+3. Bound, above 150 users (no ``max_groups``): the facility-location dual ascent of
+   :mod:`._ascent` on the pooled server (one class) or on all servers merged at their smallest
+   cost figures (a relaxation), then the facility search at the bound's GPU price. No MILP.
 
-Method ``"milp"`` skips steps 2-4 and hands the full compact MILP (over the same option set) to
+Method ``"milp"`` skips steps 2-3 and hands the full compact MILP (over the same option set) to
 HiGHS (``backend="highs"``) or to cvxpy with ``solver=cp.HIGHS`` (``backend="cvxpy"``); it is
 exact but slow beyond a few dozen users.
 
 What the bound covers (``bound_scope``): every grouping, public choice, server, ``x`` and split
-when the public candidates are not pruned. With ``top_k`` (automatic when the option set would
-exceed 1.5 million, i.e. beyond about 100 users per server class) each user only considers its
+when the public candidates are not pruned. With ``top_k`` (automatic when the option set on one
+server would exceed 1.5 million, i.e. beyond about 100 users) each user only considers its
 ``top_k`` most similar public candidates and its own prompt; heuristics, bound and plan then all
 live in that restricted problem, and the bound covers exactly it. When fewer than 40 candidates
 per user would remain (several thousand users), no bound is attempted: the plan comes from the
@@ -38,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ._ascent import ascent_bound
 from ._decision import Decision
 from ._diagnose import diagnose
 from ._evaluate import score_decision
@@ -66,6 +74,15 @@ _MAX_MILP_OPTIONS = 20_000
 _MAX_FACILITY_CELLS = 20_000_000
 _EXACT_USERS = 150
 _MIN_AUTO_TOP_K = 40
+_MIN_NEIGHBOURHOOD = 4_000
+# Proving a warm-started reduced MILP optimal: the incumbent is already (near) optimal, so
+# HiGHS' sub-MIP heuristics (RINS, RENS) and root restarts mostly cost time (50 users: 3.5 s ->
+# 0.9 s); the cheap heuristics stay on.
+_PROOF_OPTIONS = {
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_rins": False,
+    "mip_allow_restart": False,
+}
 
 
 def _coordinate_fits(inst: Instance) -> bool:
@@ -131,6 +148,27 @@ def pooled_instance(inst: Instance) -> tuple[Instance, list[list[int]]]:
         budget_s=np.array([inst.budget_s[c].sum() for c in classes]),
     )
     return pooled, classes
+
+
+def merged_instance(inst: Instance, *, optimistic: bool) -> Instance:
+    """All servers merged into one with the summed budget. ``optimistic`` takes every cost
+    figure at its smallest (and the largest batch), so any plan of ``inst`` is a plan of the
+    merged instance worth at least as much: its optimum bounds ``inst``'s. Otherwise every
+    figure is at its largest (a merged plan placed on real servers costs no more than modelled,
+    which makes it a good start for a plan)."""
+    pick = np.min if optimistic else np.max
+    s0 = int(np.argmin(inst.beta) if optimistic else np.argmax(inst.beta))
+    one = (replace(inst.servers[s0], name="merged", budget_s=float(inst.budget_s.sum())),)
+
+    def f(a: np.ndarray) -> np.ndarray:
+        return np.array([pick(a)])
+
+    return replace(
+        inst, servers=one, tau_pub=f(inst.tau_pub), tau_one=f(inst.tau_one), alpha=f(inst.alpha),
+        beta_raw=f(inst.beta_raw), beta=f(inst.beta), power_w=f(inst.power_w),
+        batch_images=np.array([(np.max if optimistic else np.min)(inst.batch_images)]),
+        budget_s=np.array([float(inst.budget_s.sum())]),
+    )
 
 
 def _unpool(inst: Instance, table: OptionTable, dec: Decision,
@@ -211,14 +249,18 @@ def solve(
 
     table = build_option_table(inst)
     lp_inst, classes = pooled_instance(inst)
-    k = _auto_top_k(inst, lp_inst.n_servers) if top_k == "auto" else top_k
+    meth = "decompose" if method == "auto" else method
+    # large instances are bounded on one (pooled or merged) server by dual ascent
+    large = (meth == "decompose" and inst.n_users > _EXACT_USERS
+             and inst.scenario.max_groups is None)
+    k = _auto_top_k(inst, 1 if large else lp_inst.n_servers) if top_k == "auto" else top_k
     if k is not None and (not isinstance(k, int) or k < 1):
         raise ValueError(f"top_k must be 'auto', None or a positive integer, got {top_k!r}")
     no_bound = top_k == "auto" and k is not None and k < _MIN_AUTO_TOP_K
     if no_bound:
-        k = None  # too large for the LP bound: heuristics over every public, no bound
+        k = None  # too large for a bound: heuristics over every public, no bound
     mask = _pair_mask(inst, k)
-    scope = ("none: too large for the LP bound (heuristic plan)" if no_bound
+    scope = ("none: too large for a bound (heuristic plan)" if no_bound
              else "all groupings, public prompts, servers, common steps and splits" if mask is None
              else f"public prompts within each user's top-{k} most similar candidates "
                   "(and its own prompt)")
@@ -260,17 +302,38 @@ def solve(
     offer(greedy_grouping(inst, table), "greedy")
     t1 = lap("greedy", t1)
     lp_table = table if lp_inst is inst else build_option_table(lp_inst)
+    # The facility search plans on one server per class; with several large classes it plans
+    # on all servers merged at their largest costs and places the groups afterwards.
+    if large and len(classes) > 1:
+        f_inst = merged_instance(inst, optimistic=False)
+        f_table, f_classes = build_option_table(f_inst), [list(range(inst.n_servers))]
+    else:
+        f_inst, f_table, f_classes = lp_inst, lp_table, classes
     ufl_publics = _central_publics(inst)
-    lam0 = _price_guess(lp_inst, lp_table)
+    lam0 = _price_guess(f_inst, f_table)
     big = inst.n_users * inst.n_publics > 250_000
     for mult in (1.0,) if big else (1.0, 0.5, 2.0):
-        found = ufl_search(lp_inst, lp_table, lam0 * mult, publics=ufl_publics, pair_mask=mask)
+        found = ufl_search(f_inst, f_table, lam0 * mult, publics=ufl_publics, pair_mask=mask,
+                           deadline=time.perf_counter() + left() * 0.3)
         if found is not None:
-            offer(_unpool(inst, table, found, classes), "facility search")
+            offer(_unpool(inst, table, found, f_classes), "facility search")
     t1 = lap("facility search", t1)
-    meth = "decompose" if method == "auto" else method
     bound = math.inf
     timed_out = False
+    if meth == "decompose" and len(classes) > 1 and not large and not no_bound:
+        # Servers that differ: solve the instance with every server merged into one (its
+        # largest cost figures) and place the plan's groups on the real servers.
+        merged = merged_instance(inst, optimistic=False)
+        sub = solve(merged, time_limit=max(min(left() * 0.2, 0.1 * time_limit), 0.1),
+                    mip_gap=mip_gap, top_k=k)
+        if sub.plan is not None:
+            offer(_unpool(inst, table, sub.plan.to_decision(merged),
+                          [list(range(inst.n_servers))]), "merged servers")
+        t1 = lap("merged servers", t1)
+    if meth == "decompose" and len(classes) > 1 and best is not None and left() > 1.0:
+        offer(_column_milp(inst, table, best, mask, min(left() * 0.2, 0.1 * time_limit), mip_gap),
+              "re-placement milp")
+        t1 = lap("re-placement milp", t1)
     if meth == "milp":
         universe = all_options(inst, table, mask)
         model = build_compact_model(inst, table, universe)
@@ -285,15 +348,43 @@ def solve(
         timed_out = out.kind == "time_limit"
         lap("milp", t1)
     elif no_bound:
-        notes.append("too large for the LP bound (each user would keep fewer than "
+        notes.append("too large for a bound (each user would keep fewer than "
                      f"{_MIN_AUTO_TOP_K} public candidates): heuristic plan, no bound")
         for mult in (0.8, 1.25):
             if left() <= 0:
                 break
-            found = ufl_search(lp_inst, lp_table, lam0 * mult, publics=ufl_publics)
+            found = ufl_search(f_inst, f_table, lam0 * mult, publics=ufl_publics,
+                               deadline=time.perf_counter() + left() * 0.5)
             if found is not None:
-                offer(_unpool(inst, table, found, classes), "facility search")
+                offer(_unpool(inst, table, found, f_classes), "facility search")
         t1 = lap("facility search", t1)
+    elif large:
+        # Large: the facility-location dual ascent bound (seconds where the LP takes minutes)
+        # on the pooled server, or on all servers merged at their smallest costs when they
+        # differ (a relaxation); then the facility search at the bound's budget price.
+        if len(classes) == 1:
+            b_inst, b_table = lp_inst, lp_table
+        else:
+            b_inst = merged_instance(inst, optimistic=True)
+            b_table = build_option_table(b_inst)
+        asc = ascent_bound(b_inst, b_table, pair_mask=mask,
+                           lam_guess=float(_price_guess(b_inst, b_table)[0]),
+                           target=best_obj, time_limit=max(left() * 0.6, 0.1))
+        bound = min(bound, asc.bound)
+        stats.update(ascent_bound=asc.bound, ascent_price=asc.lam,
+                     ascent_evaluations=asc.evaluations)
+        note("bound", bound=bound)
+        t1 = lap("ascent bound", t1)
+        for mult in (1.0, 0.99, 1.01):
+            if left() <= 1.0:
+                break
+            found = ufl_search(f_inst, f_table, np.full(f_inst.n_servers, asc.lam * mult),
+                               publics=ufl_publics, pair_mask=mask,
+                               deadline=time.perf_counter() + left() * 0.5)
+            if found is not None:
+                offer(_unpool(inst, table, found, f_classes), "facility search")
+        t1 = lap("facility search", t1)
+        timed_out = left() <= 0
     else:
         universe = all_options(lp_inst, lp_table, mask)
         stats["options"] = len(universe[0])
@@ -336,7 +427,7 @@ def solve(
                 if left() <= 0:
                     break
                 found = ufl_search(lp_inst, lp_table, lpb.budget_price * mult, publics=pubs,
-                                   pair_mask=mask)
+                                   pair_mask=mask, deadline=time.perf_counter() + left() * 0.3)
                 if found is not None:
                     offer(_unpool(inst, table, found, classes), "facility search")
             t1 = lap("facility search", t1)
@@ -345,8 +436,33 @@ def solve(
         if lpb is None:
             timed_out = True
         else:
+            expand = max(len(c) for c in classes)
+            opts, solo, n_keep = lpb.survivors(best_obj)
+            size = max(_MIN_NEIGHBOURHOOD, 4 * inst.n_users) // expand
+            while (n_keep * expand > _MAX_MILP_OPTIONS and left() > 1.0 and best is not None
+                   and size <= n_keep):
+                # Neighbourhood MILP: the options closest to the LP optimum (largest reduced
+                # costs) plus the incumbent's; exact over that restriction, so its plan is
+                # feasible, and a better incumbent lets fixing remove more. The neighbourhood
+                # doubles each round until the survivors fit the exact MILP or time runs out.
+                order = np.argsort(-lpb.option_rc, kind="stable")[:size]
+                near = np.zeros(len(lpb.option_rc), dtype=bool)
+                near[order] = True
+                near |= _options_of(best, lp_table, universe, server_map)
+                n_opts, n_solo = _expand(tuple(a[near] for a in universe), lpb.solo_ok,
+                                         classes, inst.n_servers)
+                model = build_compact_model(inst, table, n_opts, n_solo)
+                warm = model.encode(best, inst.total_steps)
+                last = 2 * size > min(n_keep, _MAX_MILP_OPTIONS // expand)
+                budget = left() - 0.5 if last else min(left() * 0.4, max(2.0, 0.15 * time_limit))
+                out = _run_milp(model, "highs", budget, mip_gap, warm, progress)
+                if out.x is not None:
+                    offer(model.decode(out.x), "neighbourhood milp")
+                stats["neighbourhood_options"] = int(near.sum())
+                opts, solo, n_keep = lpb.survivors(best_obj)
+                size *= 2
+            t1 = lap("neighbourhood milp", t1)
             lower = best_obj
-            opts, solo, n_keep = lpb.survivors(lower)
             stats["options_after_fixing"] = n_keep
             opts, solo = _expand(opts, solo, classes, inst.n_servers)
             if len(opts[0]) <= _MAX_MILP_OPTIONS and left() > 0.5:
@@ -354,7 +470,8 @@ def solve(
                 stats["milp_vars"] = model.n_vars
                 warm = model.encode(best, inst.total_steps) if best is not None else None
                 t1 = lap("milp build", t1)
-                out = _run_milp(model, "highs", left(), mip_gap, warm, progress)
+                out = _run_milp(model, "highs", left(), mip_gap, warm, progress,
+                                options=_PROOF_OPTIONS if warm is not None else None)
                 t1 = lap("milp", t1)
                 if out.x is not None:
                     offer(model.decode(out.x), "reduced milp")
@@ -398,6 +515,33 @@ def solve(
     )
 
 
+def _column_milp(inst: Instance, table: OptionTable, dec: Decision, mask: np.ndarray | None,
+                 time_limit: float, mip_gap: float) -> Decision | None:
+    """Re-optimise ``dec`` over its own (public, x) pairs: every user may join any of them on
+    any server, or go solo; an exact MILP over that restriction, warm started from ``dec``
+    (None when the restriction is too large or ``dec`` shares nothing)."""
+    used = np.unique(dec.user_group)
+    shared = used[dec.public[used] >= 0]
+    pairs = {(int(dec.public[g]), int(np.searchsorted(table.xs, dec.x[g]))) for g in shared}
+    if not pairs:
+        return None
+    N, S = inst.n_users, inst.n_servers
+    if len(pairs) * N * S > _MAX_MILP_OPTIONS:
+        return None
+    pp = np.array([p for p, _ in pairs])
+    pi = np.array([i for _, i in pairs])
+    p_, n_, s_ = (a.ravel() for a in np.meshgrid(np.arange(len(pp)), np.arange(N), np.arange(S),
+                                                  indexing="ij"))
+    p, i = pp[p_], pi[p_]
+    ok = table.any_y[n_, s_, i] & (inst.quality(p, n_, table.xs[i]) >= inst.min_quality[n_])
+    if mask is not None:
+        ok &= mask[p, n_]
+    model = build_compact_model(inst, table, (p[ok], n_[ok], s_[ok], i[ok]))
+    warm = model.encode(dec, inst.total_steps)
+    out = _run_milp(model, "highs", time_limit, mip_gap, warm, None)
+    return model.decode(out.x) if out.x is not None else None
+
+
 def _expand(opts: tuple[np.ndarray, ...], solo: np.ndarray, classes: list[list[int]],
             n_servers: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Map pooled-class options to every server of the class."""
@@ -418,14 +562,15 @@ def _expand(opts: tuple[np.ndarray, ...], solo: np.ndarray, classes: list[list[i
 
 
 def _run_milp(model, backend: str, time_limit: float, mip_gap: float,  # noqa: ANN001
-              warm: np.ndarray | None, progress: Callable | None):  # noqa: ANN202
+              warm: np.ndarray | None, progress: Callable | None,
+              options: dict[str, Any] | None = None):  # noqa: ANN202
     if backend == "cvxpy":
         from ._cvxpy import solve_cvxpy
 
         return solve_cvxpy(model, time_limit=max(time_limit, 0.05), mip_gap=mip_gap)
     return solve_highs(model.c, model.A, model.row_lo, model.row_hi, model.col_lo, model.col_hi,
                        model.integrality, time_limit=max(time_limit, 0.05), mip_gap=mip_gap,
-                       offset=model.offset, start=warm, progress=progress)
+                       offset=model.offset, start=warm, progress=progress, options=options)
 
 
 def _infeasible(inst: Instance, table: OptionTable, t0: float, scope: str, meth: str,
