@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._heuristics import _user_value
 from ._instance import Instance
 from ._options import OptionTable
 
@@ -55,8 +56,7 @@ class _Ascent:
         wq, _, we = inst.weights
         gx = tb.xs[1:]
         n_x = len(gx)
-        v = np.where(tb.feasible[:, 0], tb.value0[:, 0] - lam * tb.gpu[:, 0], -np.inf)
-        h = v.max(axis=2)  # (N, X + 1)
+        h = _user_value(inst, tb, 0, lam)  # (N, X + 1)
         solo_ok = inst.allow_solo & (inst.solo_quality >= inst.min_quality)
         v0 = np.where(solo_ok & np.isfinite(h[:, 0]), wq * inst.solo_quality + h[:, 0], -np.inf)
         w = wq * self.q + h[self.pn][:, 1:]
