@@ -78,6 +78,9 @@ class Scenario:
     server_max_batch_images: int | None = None
     default_power_w: float = 300.0
     max_groups: int | None = None
+    min_share_similarity: float | None = None
+    """Lowest prompt similarity at which a user may share a public prompt; None: the lowest
+    similarity the quality model was fitted on (below it HIQM only extrapolates)."""
     notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,7 +91,8 @@ class Scenario:
             v = getattr(self, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 fail(f.name, f"must be finite, got {v}")
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+            if (isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
+                    and f.name != "min_share_similarity"):
                 fail(f.name, f"must be non-negative, got {v}")
         if self.total_steps < 1:
             fail("total_steps", "must be at least 1")
@@ -109,6 +113,8 @@ class Scenario:
             fail("device_freq_min_hz", "exceeds device_freq_max_hz")
         if self.height % 16 or self.width % 16:
             fail("height", "height and width must be multiples of 16")
+        if self.min_share_similarity is not None and not -1 <= self.min_share_similarity <= 1:
+            fail("min_share_similarity", "must lie in [-1, 1] (a cosine similarity)")
         if self.max_groups is not None and self.max_groups < 1:
             fail("max_groups", "must be at least 1")
 
@@ -174,6 +180,8 @@ def load_scenario(path: str | Path | None = None, **overrides: Any) -> Scenario:
         expected = type(getattr(defaults, key))
         if key in ("server_max_batch_images", "max_groups"):
             expected = int if value is not None else type(None)
+        if key == "min_share_similarity":
+            expected = float if value is not None else type(None)
         if key == "notes":
             if not isinstance(value, dict):
                 raise InputError("must be a mapping", file=source, field=key)

@@ -28,7 +28,7 @@ def solved():
     sim = np.where(subjects[:, None] == subjects[None, :], 0.6, 0.1)
     np.fill_diagonal(sim, 1.0)
     inst = build_instance(users, servers, scenario, hiqm, similarity=sim, random_state=0)
-    result = solve(inst, time_limit=30, random_state=0)
+    result = solve(inst, time_limit=30)
     baselines = run_baselines(inst, random_state=0)
     inputs = SolveInputs(
         users=users,

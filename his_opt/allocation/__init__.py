@@ -56,11 +56,18 @@ from ._result import (
     SolveResult,
     UserPlan,
 )
+from ._settings import SolverSettings, TimeBudget
 from ._solve import solve
+from ._strategy import CapacityError, Strategy, choose_strategy
 from ._split import optimize_split
 
 __all__ = [
     "BASELINES",
+    "CapacityError",
+    "SolverSettings",
+    "Strategy",
+    "TimeBudget",
+    "choose_strategy",
     "FEASIBLE_GAP",
     "INFEASIBLE",
     "OPTIMAL",

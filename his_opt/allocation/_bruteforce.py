@@ -82,7 +82,7 @@ def brute_force(inst: Instance) -> tuple[float, Decision | None]:
                     configs = []
                     for p in range(inst.n_publics):
                         q = inst.quality(np.full(len(m), p), m, x)
-                        if np.any(q < inst.min_quality[m]):
+                        if np.any(q < inst.min_quality[m]) or not inst.share_allowed[p, m].all():
                             continue
                         v = wq * q.sum() + user_v - we * inst.power_w[s] * pub
                         configs.append((p, v, user_g + pub, 1))

@@ -197,6 +197,12 @@ def check_feasible(inst: Instance, plan: Any, *, tol: float = 1e-6) -> list[str]
         elif not x_lo <= x <= sc.common_steps_max:
             out.append(f"group {gi}: common steps {x} outside [{x_lo}, {sc.common_steps_max}]")
     x_u = dec.user_x()
+    p_u = dec.public[dec.user_group]
+    for n in np.flatnonzero(p_u >= 0):
+        s_pn = float(inst.sim[p_u[n], n])
+        if s_pn < inst.min_share_similarity:
+            out.append(f"user {uid[n]}: shares a public prompt at similarity {s_pn:.4f}, below "
+                       f"min_share_similarity {inst.min_share_similarity:.4f}")
     z = sc.total_steps - x_u - dec.y
     for n in range(n_u):
         if not sc.edge_steps_min <= dec.y[n] <= sc.edge_steps_max:

@@ -75,6 +75,9 @@ class Instance:
     min_quality: np.ndarray
     solo_quality: np.ndarray
     random_state: int | None = None
+    min_share_similarity: float = -1.0
+    """Pairs (public, user) below this similarity are not options: the quality model has no
+    evidence there (default: the lowest similarity the HIQM was fitted on)."""
 
     # ------------------------------------------------------------------ sizes and ranges
     @property
@@ -139,6 +142,11 @@ class Instance:
         """Energy of user ``n`` outside the edge GPU: downlink (if z > 0) and its device steps."""
         z = self.total_steps - np.asarray(x) - np.asarray(y)
         return np.where(z > 0, self.downlink_j[n], 0.0) + z * self.device_step_j[n]
+
+    @property
+    def share_allowed(self) -> np.ndarray:
+        """``(publics, users)``: the pair may share (similarity at or above the floor)."""
+        return self.sim >= self.min_share_similarity
 
     def servers_identical(self) -> list[list[int]]:
         """Classes of servers with equal cost figures and budgets (interchangeable)."""
@@ -274,6 +282,9 @@ def build_instance(
         power.append(prof.energy_power_w(scenario.default_power_w))
         budget.append(srv.budget_s)
     solo_q = np.full(n_users, hiqm.unshared_quality())
+    floor = scenario.min_share_similarity
+    if floor is None:
+        floor = float(getattr(hiqm, "similarity_range", (-1.0, 1.0))[0])
     arr = np.asarray
     return Instance(
         scenario=scenario,
@@ -302,4 +313,5 @@ def build_instance(
         min_quality=min_q,
         solo_quality=solo_q,
         random_state=random_state,
+        min_share_similarity=float(floor),
     )

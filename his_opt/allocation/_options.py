@@ -65,5 +65,5 @@ def build_option_table(inst: Instance) -> OptionTable:
         ys=ys,
         feasible=np.broadcast_to(feasible, shape).copy(),
         value0=np.broadcast_to(value0, shape).copy(),
-        gpu=np.broadcast_to(gpu, shape).copy(),
+        gpu=np.broadcast_to(gpu, shape),  # the same for every user: a read-only view
     )

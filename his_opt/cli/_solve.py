@@ -254,16 +254,18 @@ def solve_main(args: argparse.Namespace) -> int:
         _quiet_model_loading()
     with progress.step("loading the similarity model and embedding the prompts"):
         instance = inputs.build_instance()
-    from ..allocation import run_baselines, solve
+    from ..allocation import CapacityError, run_baselines, solve
 
     with progress.step(f"solving (time limit {args.time_limit:g} s)"):
-        result = solve(
-            instance,
-            time_limit=args.time_limit,
-            mip_gap=args.gap,
-            random_state=args.seed,
-            progress=None if args.quiet else _SolverProgress(),
-        )
+        try:
+            result = solve(
+                instance,
+                time_limit=args.time_limit,
+                mip_gap=args.gap,
+                progress=None if args.quiet else _SolverProgress(),
+            )
+        except CapacityError as err:
+            raise InputError(str(err), file=args.users) from err
     if result.plan is None:
         reasons = "; ".join(str(d) for d in result.diagnostics) or "no reason given"
         print(

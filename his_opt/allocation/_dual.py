@@ -1,0 +1,273 @@
+"""The Lagrangian bound with one price per server budget, at any size and server mix.
+
+Dualise every server class's GPU budget with a price ``lam_k >= 0`` (and ``max_groups`` with a
+price ``mu >= 0``) and drop the groups' launch overhead (a cost: the value can only rise). What
+is left decomposes into facility-location choices: a column ``c = (public p, class k, x)`` costs
+``f_c = (w_e P_k + lam_k) x tau_pub_k + mu`` to open, user ``n`` served by it is worth
+``w_nc = w_q Q(p, n, x) + H_nk(x)`` with ``H_nk(x) = max_y (value0 - lam_k gpu)`` on class
+``k``, and a solo user is worth ``v0_n = max_k (w_q Q_solo + H_nk(0))``. For ANY user prices
+``pi`` the facility-location LP dual
+
+    D(pi, lam, mu) = sum_k lam_k B_k + mu G + sum_n pi_n + sum_n (v0_n - pi_n)^+
+                     + sum_c (sum_n (w_nc - pi_n)^+ - f_c)^+
+
+bounds the optimum (weak duality), and ``D`` is jointly convex in ``(pi, lam, mu)``. The inner
+minimisation over ``pi`` is Erlenkotter's dual ascent (all users at once, a column's slack shared
+by the users still moving in it) followed by subgradient polishing; the outer one over the
+server prices is a trust-region bundle method: a cutting-plane model of the evaluated points,
+minimised by an LP (HiGHS) inside a box around the best point, serious steps when the true
+decrease reaches a share of the predicted one, the box shrinking otherwise. The reported bound
+is the smallest ``D`` evaluated, which is valid whatever the method's convergence.
+
+Servers of one class (equal figures and budgets) are pooled with their summed budget: a
+relaxation, so the bound stays valid and the dual shrinks. Memory is planned: the entries
+``(user, public, class, x)`` are capped by ``SolverSettings.max_dual_entries`` through the
+number of public candidates each user keeps (its most similar ones and its own prompt); the
+bound then covers exactly that restricted problem (the ``scope``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+
+from ._instance import Instance
+from ._options import OptionTable
+from ._settings import SolverSettings, TimeBudget
+
+__all__ = ["Bound", "ServerDual", "dual_bound", "dual_top_k"]
+
+
+@dataclass(frozen=True, eq=False)
+class Bound:
+    """An upper bound on the optimum of the problem described by ``scope``, with the prices
+    (per server, and per group) at which it was found."""
+
+    value: float
+    scope: str
+    method: str
+    server_price: np.ndarray
+    group_price: float = 0.0
+    evaluations: int = 0
+    seconds: float = 0.0
+
+
+def dual_top_k(inst: Instance, n_classes: int, settings: SolverSettings) -> int:
+    """Public candidates per user that keep the dual within ``max_dual_entries``."""
+    per = inst.n_users * n_classes * len(inst.x_values)
+    return int(min(inst.n_publics, settings.max_dual_entries // max(per, 1)))
+
+
+class ServerDual:
+    """``D`` of the module docstring for one instance, its classes and its allowed pairs.
+    Call :meth:`evaluate` at server prices; it returns the bound and its price subgradient."""
+
+    def __init__(self, inst: Instance, table: OptionTable, classes: list[list[int]],
+                 pairs: tuple[np.ndarray, np.ndarray]) -> None:
+        self.inst, self.table, self.classes = inst, table, classes
+        self.rep = np.array([c[0] for c in classes])
+        self.budget = np.array([float(inst.budget_s[c].sum()) for c in classes])
+        pp, pn = pairs
+        gx = table.xs[1:]
+        q = inst.quality(pp[:, None], pn[:, None], gx[None, :])
+        self.pp, self.pn, self.gx = pp, pn, gx
+        self.wq_q = np.where(q >= inst.min_quality[pn][:, None], inst.weights[0] * q, -np.inf)
+        self.n_cols = inst.n_publics * len(classes) * len(gx)
+
+    # ---------------------------------------------------------------- entries at one price
+    def _entries(self, lam: np.ndarray, mu: float) -> None:
+        inst, tb = self.inst, self.table
+        wq, _, we = inst.weights
+        K, X = len(self.classes), len(self.gx)
+        h = np.empty((inst.n_users, K, X + 1))
+        g = np.empty((inst.n_users, K, X + 1))
+        for k, s in enumerate(self.rep):
+            v = np.where(tb.feasible[:, s], tb.value0[:, s] - lam[k] * tb.gpu[:, s], -np.inf)
+            arg = v.argmax(axis=2)
+            h[:, k] = np.take_along_axis(v, arg[:, :, None], axis=2)[:, :, 0]
+            g[:, k] = np.take_along_axis(np.broadcast_to(tb.gpu[:, s], v.shape),
+                                         arg[:, :, None], axis=2)[:, :, 0]
+        solo_ok = inst.allow_solo & (inst.solo_quality >= inst.min_quality)
+        sv = np.where(solo_ok[:, None], wq * inst.solo_quality[:, None] + h[:, :, 0], -np.inf)
+        self.v0_class = sv.argmax(axis=1)
+        self.v0 = sv.max(axis=1)
+        self.v0_gpu = g[np.arange(inst.n_users), self.v0_class, 0]
+        # entries (pair j, class k, x index i): value and GPU time of the user's best y
+        w = self.wq_q[:, None, :] + h[self.pn][:, :, 1:]  # (J, K, X)
+        keep = np.isfinite(w) & (w > self.v0[self.pn][:, None, None])
+        j, k, i = np.nonzero(keep)
+        en = self.pn[j]
+        ec = (self.pp[j].astype(np.int64) * K + k) * X + i
+        ew = w[j, k, i]
+        eg = g[en, k, i + 1]
+        order = np.lexsort((-ew, en))
+        self.en, self.ec, self.ew, self.eg = en[order], ec[order], ew[order], eg[order]
+        self.e_class = k[order]
+        col_k = np.tile(np.repeat(np.arange(K), X), inst.n_publics)
+        col_x = np.tile(self.gx, inst.n_publics * K)
+        tp = inst.tau_pub[self.rep]
+        pw = inst.power_w[self.rep]
+        self.col_k, self.col_pub_t = col_k, col_x * tp[col_k]
+        self.f = (we * pw[col_k] + lam[col_k]) * self.col_pub_t + mu
+        self.starts = np.searchsorted(self.en, np.arange(inst.n_users))
+        self.ends = np.searchsorted(self.en, np.arange(inst.n_users), side="right")
+        self.lam, self.mu = lam, mu
+
+    def _value(self, pi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """``D`` at ``pi`` and the current prices, its ``pi``-subgradient, its price
+        subgradient (budget minus relaxed GPU use per class) and its ``mu``-subgradient."""
+        K = len(self.classes)
+        d = self.ew - pi[self.en]
+        pos = d > 0
+        s_c = np.bincount(self.ec, weights=np.where(pos, d, 0.0), minlength=self.n_cols)
+        over = s_c > self.f
+        fin = np.isfinite(self.v0)
+        solo_on = fin & (self.v0 > pi)
+        val = (float(self.lam @ self.budget) + self.mu * self._groups() + pi.sum()
+               + (s_c - self.f)[over].sum() + (self.v0 - pi)[solo_on].sum())
+        act = pos & over[self.ec]
+        g_pi = (1.0 - np.bincount(self.en, weights=act, minlength=self.inst.n_users) - solo_on)
+        use = (np.bincount(self.col_k[over], weights=self.col_pub_t[over], minlength=K)
+               + np.bincount(self.e_class[act], weights=self.eg[act], minlength=K)
+               + np.bincount(self.v0_class[solo_on], weights=self.v0_gpu[solo_on], minlength=K))
+        return float(val), g_pi, self.budget - use, float(self._groups() - over.sum())
+
+    def _groups(self) -> float:
+        cap = self.inst.scenario.max_groups
+        return float(cap) if cap is not None else 0.0
+
+    def _ascend(self, rounds: int, deadline: float) -> np.ndarray | None:
+        """Dual ascent from every user's best value; None when a user has no option."""
+        en, ec, ew, v0 = self.en, self.ec, self.ew, self.v0
+        starts, ends = self.starts, self.ends
+        n_users = self.inst.n_users
+        has = ends > starts
+        last = max(len(ew) - 1, 0)
+        top = np.where(has, ew[np.minimum(starts, last)] if len(ew) else -np.inf, -np.inf)
+        pi = np.maximum(top, v0)
+        if not np.all(np.isfinite(pi)):
+            return None
+        moving = np.ones(n_users, dtype=bool)
+        tol = 1e-9 * max(1.0, float(np.abs(pi).max()))
+        for _ in range(rounds):
+            diff = ew - pi[en]
+            act = diff > -tol
+            s_c = np.bincount(ec, weights=np.maximum(diff, 0.0), minlength=self.n_cols)
+            slack = np.maximum(self.f - s_c, 0.0)
+            a_c = np.bincount(ec[act & moving[en]], minlength=self.n_cols)
+            share = np.where(a_c > 0, slack / np.maximum(a_c, 1), np.inf)
+            cap = np.where(act, share[ec], np.inf)
+            idx = starts + np.bincount(en, weights=act, minlength=n_users).astype(np.int64)
+            nxt = np.maximum(np.where(idx < ends, ew[np.minimum(idx, last)], -np.inf), v0)
+            room = np.full(n_users, np.inf)
+            if len(cap):
+                room[has] = np.minimum.reduceat(cap, starts[has])
+            step = np.minimum(pi - nxt, room)
+            step = np.where(moving & np.isfinite(step), np.maximum(step, 0.0), 0.0)
+            moving &= step > tol
+            if not moving.any() or time.perf_counter() > deadline:
+                break
+            pi = pi - step
+        return pi
+
+    def _polish(self, pi: np.ndarray, target: float, rounds: int,
+                deadline: float) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls)."""
+        val, g_pi, g_lam, g_mu = self._value(pi)
+        best = (val, pi, g_lam, g_mu)
+        cur, theta, stall = pi, 0.1, 0
+        for _ in range(rounds):
+            n2 = float(g_pi @ g_pi)
+            if time.perf_counter() > deadline or theta < 1e-6 or n2 == 0.0:
+                break
+            cur = cur - theta * max(val - target, 1e-9 * max(1.0, abs(val))) / n2 * g_pi
+            val, g_pi, g_lam, g_mu = self._value(cur)
+            if val < best[0] - 1e-12 * max(1.0, abs(best[0])):
+                best, stall = (val, cur, g_lam, g_mu), 0
+            else:
+                stall += 1
+                if stall > 5:
+                    theta, stall = theta / 2, 0
+                    cur = best[1]
+                    val, g_pi, g_lam, g_mu = self._value(cur)
+        return best[0], best[1], best[2], best[3]
+
+    def evaluate(self, lam: np.ndarray, mu: float, *, target: float, settings: SolverSettings,
+                 deadline: float) -> tuple[float, np.ndarray, float]:
+        """The bound at prices ``(lam, mu)`` (``inf`` if some user has no option) and its
+        subgradients in ``lam`` and ``mu``."""
+        self._entries(np.asarray(lam, dtype=float), float(mu))
+        pi = self._ascend(settings.ascent_rounds, deadline)
+        if pi is None:
+            return math.inf, np.zeros(len(self.classes)), 0.0
+        tgt = target if math.isfinite(target) else self._value(pi)[0] * 0.99
+        val, _, g_lam, g_mu = self._polish(pi, tgt, settings.polish_rounds, deadline)
+        return val, g_lam, g_mu
+
+
+def _bundle_step(points: list[tuple[np.ndarray, float, np.ndarray]], center: np.ndarray,
+                 radius: np.ndarray) -> tuple[np.ndarray, float]:
+    """Minimise the cutting-plane model ``max_j D_j + g_j (z - z_j)`` over the box
+    ``|z - center| <= radius``, ``z >= 0`` (an LP in ``(z, t)``); returns ``z`` and the model
+    value there."""
+    dim = len(center)
+    a_ub = np.array([np.concatenate([g, [-1.0]]) for _, _, g in points])
+    b_ub = np.array([g @ z - v for z, v, g in points])
+    bounds = [(max(0.0, c - r), c + r) for c, r in zip(center, radius, strict=True)]
+    bounds.append((None, None))
+    res = linprog(np.concatenate([np.zeros(dim), [1.0]]), A_ub=a_ub, b_ub=b_ub, bounds=bounds,
+                  method="highs")
+    if res.status != 0:
+        return center, math.inf
+    return np.maximum(res.x[:dim], 0.0), float(res.x[dim])
+
+
+def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
+               settings: SolverSettings, budget: TimeBudget, time_share: float) -> Bound:
+    """Minimise ``D`` over the class prices (and ``mu``) by the trust-region bundle method of
+    the module docstring, within ``time_share`` of the time left."""
+    t0 = time.perf_counter()
+    deadline = budget.deadline(time_share)
+    inst, classes = dual.inst, dual.classes
+    with_mu = inst.scenario.max_groups is not None
+    z = np.concatenate([np.maximum(np.asarray(lam0, dtype=float), 0.0), [0.0] if with_mu else []])
+
+    def oracle(z: np.ndarray) -> tuple[float, np.ndarray]:
+        lam, mu = z[: len(classes)], (z[-1] if with_mu else 0.0)
+        each = max((deadline - time.perf_counter()) / 3, 0.02)
+        val, g_lam, g_mu = dual.evaluate(lam, mu, target=target, settings=settings,
+                                         deadline=time.perf_counter() + each)
+        return val, np.concatenate([g_lam, [g_mu] if with_mu else []])
+
+    val, g = oracle(z)
+    best_z, best_v, evals = z, val, 1
+    points = [(z, val, g)] if math.isfinite(val) else []
+    radius = np.maximum(np.abs(z), 1.0) if math.isfinite(val) else np.zeros(0)
+    for _ in range(settings.bundle_iterations if points else 0):
+        if time.perf_counter() > deadline or np.all(radius < 1e-9):
+            break
+        cand, model = _bundle_step(points, best_z, radius)
+        predicted = best_v - model
+        if not math.isfinite(model) or predicted <= 1e-9 * max(1.0, abs(best_v)):
+            break
+        v, g = oracle(cand)
+        evals += 1
+        if not math.isfinite(v):
+            radius = radius / 2
+            continue
+        points.append((cand, v, g))
+        if best_v - v >= settings.bundle_accept * predicted:
+            best_z, best_v = cand, v
+            radius = radius * 1.5
+        else:
+            radius = radius / 2
+    server_price = np.zeros(inst.n_servers)
+    for k, cls in enumerate(classes):
+        server_price[cls] = best_z[k]
+    return Bound(value=float(best_v), scope=scope, method="lagrangian bundle",
+                 server_price=server_price, group_price=float(best_z[-1]) if with_mu else 0.0,
+                 evaluations=evals, seconds=time.perf_counter() - t0)

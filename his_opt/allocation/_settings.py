@@ -1,0 +1,108 @@
+"""The solver's tuning numbers in one frozen object, and the time budget every step draws on.
+
+Every threshold, share of the time limit and tolerance the solver uses lives in
+:class:`SolverSettings`, with the reason for its default; :class:`TimeBudget` owns the deadline
+of one ``solve`` call, so each step asks it how long it may run instead of computing its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["SolverSettings", "TimeBudget"]
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """Tuning numbers of :func:`~his_opt.allocation.solve` (defaults measured on the 2-core
+    development machine; see ``benchmarks/bench_solver.py``)."""
+
+    enumerate_users: int = 8
+    """Up to this many users (and ``enumerate_servers`` servers) the structured exact enumerator
+    proves the optimum directly; the compact MILP's LP is weak on such tight little instances."""
+    enumerate_servers: int = 3
+    exact_users: int = 150
+    """Up to this many users: LP bound, reduced-cost fixing and the exact reduced MILP."""
+    max_universe: int = 1_500_000
+    """Options (public, user, server class, x) the LP route may enumerate before ``top_k``."""
+    max_milp_options: int = 20_000
+    """Options the exact reduced MILP accepts after fixing."""
+    min_neighbourhood: int = 4_000
+    """Smallest neighbourhood MILP (options) when too many options survive fixing."""
+    min_auto_top_k: int = 40
+    """Fewer public candidates per user than this on the LP route: no LP bound is attempted."""
+    max_table_bytes: int = 3 * 2**30
+    """The option table (users x servers x common steps x edge steps) may take this much
+    memory; a larger instance is refused before anything is built."""
+    max_dual_entries: int = 24_000_000
+    """Entries (user, public, server class, x) of the Lagrangian dual: caps its memory at about
+    ``40 bytes`` per entry, whatever the instance size; ``top_k`` shrinks to fit."""
+    min_dual_top_k: int = 3
+    """Fewer candidates per user than this in the dual: the instance is refused as too large."""
+    max_dense_cells: int = 20_000_000
+    """Cells (column x user) of the dense facility search; beyond it the sparse search runs."""
+    ascent_rounds: int = 600
+    """Dual-ascent rounds per price evaluation."""
+    polish_rounds: int = 300
+    """Subgradient rounds that lower the dual value of the best price."""
+    bundle_iterations: int = 40
+    """Trust-region bundle iterations over the server prices."""
+    bundle_accept: float = 0.1
+    """A bundle step is serious when it achieves this share of the predicted decrease."""
+    repair_rounds: int = 12
+    """Price raises on over-budget servers before a primal construction gives up."""
+    proof_options: dict[str, bool] = field(default_factory=lambda: {
+        "mip_heuristic_run_rens": False,
+        "mip_heuristic_run_rins": False,
+        "mip_allow_restart": False,
+    })
+    """HiGHS options for proving a warm-started reduced MILP: the incumbent is already (near)
+    optimal, so sub-MIP heuristics and restarts mostly cost time (50 users: 3.5 s -> 0.9 s)."""
+    share_primal: float = 0.3
+    """Share of the time left that one primal search may use."""
+    share_bound: float = 0.6
+    """Share of the time left that a bound computation may use."""
+    share_diagnose: float = 0.5
+    """Share of the time left for the infeasibility diagnosis (the rest is the margin)."""
+    return_margin_s: float = 0.05
+    """Seconds kept back at the end of the limit for building the result."""
+
+
+class TimeBudget:
+    """The deadline of one call: ``left()``, ``share(f)`` of what is left, ``deadline(f)`` as a
+    ``time.perf_counter()`` value, and per-phase timings (``lap``) for the result's stats."""
+
+    def __init__(self, limit_s: float, margin_s: float = 0.0) -> None:
+        self.limit_s = float(limit_s)
+        self.start = time.perf_counter()
+        self.end = self.start + self.limit_s - margin_s
+        self.timings: dict[str, float] = {}
+        self._mark = self.start
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def left(self) -> float:
+        return max(self.end - time.perf_counter(), 0.0)
+
+    def expired(self) -> bool:
+        return self.left() <= 0.0
+
+    def share(self, fraction: float, floor: float = 0.05) -> float:
+        """``fraction`` of the time left, at least ``floor`` but never past the deadline."""
+        left = self.left()
+        return min(max(left * fraction, floor), left) if left > 0 else 0.0
+
+    def deadline(self, fraction: float = 1.0) -> float:
+        return time.perf_counter() + self.share(fraction)
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the last lap to ``phase``."""
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - self._mark
+        self._mark = now
+
+    def rounded_timings(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.timings.items() if math.isfinite(v)}

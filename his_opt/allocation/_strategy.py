@@ -1,0 +1,143 @@
+"""Which route the solver takes, decided from the instance's size and structure alone.
+
+:func:`choose_strategy` is a pure function (no solving), so tests can ask what the solver would
+do. Routes:
+
+* ``enumerate``: tiny instances (``SolverSettings.enumerate_users`` users on at most
+  ``enumerate_servers`` servers): the structured exact enumerator proves the optimum.
+* ``lp``: up to ``exact_users`` users: LP bound over the compact model, reduced-cost fixing and
+  the exact reduced MILP.
+* ``dual``: larger instances: the Lagrangian bound with one price per server class, primal plans
+  at its prices.
+* ``milp``: ``method="milp"``: the full compact MILP, on the backend asked for.
+
+Memory is planned here: the option table (users x servers x steps) and the dual's entries are
+sized before anything is built, ``top_k`` shrinks to fit, and an instance that cannot fit even
+with ``min_dual_top_k`` candidates per user is refused with :class:`CapacityError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._dual import dual_top_k
+from ._instance import Instance
+from ._settings import SolverSettings
+
+__all__ = ["CapacityError", "Strategy", "choose_strategy"]
+
+_TABLE_BYTES_PER_CELL = 9  # feasible (bool) + value0 (float64); gpu is a broadcast view
+
+
+class CapacityError(ValueError):
+    """The instance does not fit the solver's memory plan."""
+
+
+@dataclass(frozen=True, eq=False)
+class Strategy:
+    """The route, the server classes (interchangeable servers pooled), the public candidates
+    each user keeps (``pair_mask``; None: all) and what the bound will cover (``scope``)."""
+
+    route: str
+    classes: list[list[int]]
+    top_k: int | None
+    pair_mask: np.ndarray | None
+    scope: str
+    share_floor_users: int
+
+    @property
+    def pooled(self) -> bool:
+        return any(len(c) > 1 for c in self.classes)
+
+
+def _top_k_mask(inst: Instance, allowed: np.ndarray, k: int | None) -> np.ndarray | None:
+    """Each user's ``k`` most similar allowed candidates (and its own prompt), within
+    ``allowed``; None when nothing is removed."""
+    if (k is None or k >= inst.n_publics) and allowed.all():
+        return None
+    if k is None or k >= inst.n_publics:
+        return allowed
+    score = np.where(allowed, inst.sim, -np.inf)
+    idx = np.argpartition(-score, k - 1, axis=0)[:k]
+    mask = np.zeros(inst.sim.shape, dtype=bool)
+    np.put_along_axis(mask, idx, True, axis=0)
+    own = inst.own_public >= 0
+    mask[inst.own_public[own], np.flatnonzero(own)] = True
+    return mask & allowed
+
+
+def table_bytes(inst: Instance) -> int:
+    """Bytes of the option table of ``inst``."""
+    xs = len(inst.x_values) + 1
+    return inst.n_users * inst.n_servers * xs * (inst.scenario.edge_steps_max + 1) \
+        * _TABLE_BYTES_PER_CELL
+
+
+def isolated_by_floor(inst: Instance) -> int:
+    """Users who could share with another user were it not for ``min_share_similarity``: no
+    candidate they may share is open to a second user."""
+    if inst.n_users < 2:
+        return 0
+    allowed = inst.share_allowed
+    common = allowed.sum(axis=1) >= 2
+    return int(np.sum(~(allowed & common[:, None]).any(axis=0)))
+
+
+def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "auto",
+                    top_k: int | str | None = "auto") -> Strategy:
+    """The route for ``inst`` (see the module docstring); CapacityError when it cannot fit."""
+    if table_bytes(inst) > settings.max_table_bytes:
+        raise CapacityError(
+            f"{inst.n_users} users x {inst.n_servers} servers need "
+            f"{table_bytes(inst) / 2**30:.1f} GiB for the option table (limit "
+            f"{settings.max_table_bytes / 2**30:.1f} GiB): split the servers into classes of "
+            "equal profiles and budgets, or solve fewer users per call")
+    if top_k != "auto" and top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be 'auto', None or a positive integer, got {top_k!r}")
+    classes = inst.servers_identical()
+    allowed = inst.share_allowed
+    floor_users = isolated_by_floor(inst)
+    n_x = len(inst.x_values)
+    if method == "milp":
+        route = "milp"
+    elif (inst.n_users <= settings.enumerate_users and inst.n_servers <= settings.enumerate_servers
+          and top_k in ("auto", None)):
+        route = "enumerate"
+    elif inst.n_users <= settings.exact_users:
+        route = "lp"
+    else:
+        route = "dual"
+    k: int | None
+    if top_k != "auto":
+        k = top_k
+    elif route in ("lp", "milp"):
+        per_public = inst.n_users * (inst.n_servers if route == "milp" else len(classes)) * n_x
+        fits = settings.max_universe // max(per_public, 1)
+        k = None if fits >= inst.n_publics else int(fits)
+        if route == "lp" and k is not None and k < settings.min_auto_top_k:
+            route = "dual"
+    else:
+        k = None
+    if route == "dual" and top_k == "auto":
+        fits = dual_top_k(inst, len(classes), settings)
+        if fits < settings.min_dual_top_k:
+            raise CapacityError(
+                f"{inst.n_users} users on {len(classes)} distinct servers leave fewer than "
+                f"{settings.min_dual_top_k} public candidates per user within the memory plan "
+                f"({settings.max_dual_entries:,} dual entries): pool servers with equal "
+                "profiles and budgets, or solve fewer users per call")
+        k = None if fits >= inst.n_publics else fits
+    mask = _top_k_mask(inst, allowed, k)
+    floor = inst.min_share_similarity
+    parts = []
+    if k is not None:
+        parts.append(f"public prompts within each user's top-{k} most similar candidates "
+                     "(and its own prompt)")
+    if not allowed.all():
+        parts.append(f"pairs at similarity >= {floor:.3g} (min_share_similarity)")
+    scope = ("all groupings, public prompts, servers, common steps and splits"
+             if not parts else "; ".join(parts))
+    return Strategy(route=route, classes=classes, top_k=k, pair_mask=mask, scope=scope,
+                    share_floor_users=floor_users)
