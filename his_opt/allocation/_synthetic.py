@@ -19,6 +19,7 @@ __all__ = [
     "synthetic_users",
     "tiny_instance",
     "toy_hiqm",
+    "toy_slow_profile",
 ]
 
 SUBJECTS: dict[str, tuple[str, ...]] = {
@@ -139,6 +140,15 @@ def toy_hiqm(total_steps: int):  # noqa: ANN201
                 provenance={"source": "his_opt.allocation._synthetic.toy_hiqm"})
 
 
+def toy_slow_profile():  # noqa: ANN201
+    """A second toy GPU for mixed servers: slower per step, flatter in batch, less power
+    (synthetic, not a measurement)."""
+    from ..costs import GPUProfile
+
+    return GPUProfile(name="toy-slow", rows=(1, 2, 4, 8), step_latency_s=(0.11, 0.2, 0.38, 0.75),
+                      power_w=120.0, provenance="synthetic: his_opt.allocation._synthetic")
+
+
 def tiny_instance(
     seed: int,
     *,
@@ -155,11 +165,19 @@ def tiny_instance(
     max_groups: int | None = None,
     device_steps_min: int = 0,
     edge_steps_min: int = 0,
+    server_budget_fractions: Sequence[float] | None = None,
+    batch_caps: Sequence[int] | None = None,
+    mixed_profiles: bool = False,
 ):  # noqa: ANN201
     """A small random instance (clustered similarities, toy HIQM, jittered devices) whose exact
     optimum brute force can enumerate. ``budget_fraction`` scales the budget against what putting
     every user's full edge range on the GPU would need; ``deadlines``/``min_quality`` draw per-user
-    limits uniformly from the given ranges (quality limits for about half the users)."""
+    limits uniformly from the given ranges (quality limits for about half the users).
+
+    Unequal servers: ``server_budget_fractions`` gives each server its own fraction of that need
+    (replacing ``budget_fraction``; its length sets ``n_servers``), ``batch_caps`` each server's
+    launch cap (default 3 images), ``mixed_profiles`` puts every second server on a slower toy
+    GPU (:func:`toy_slow_profile`)."""
     from ..costs import CycleProfile, EdgeServer, GPUProfile
     from ._instance import build_instance
 
@@ -187,7 +205,16 @@ def tiny_instance(
                              power_w=300.0)
     a, b = profile.affine_bound(sc.personal_guided)
     need = n_users * edge_steps_max * (a + b)
-    servers = [EdgeServer(f"es{s + 1}", profile, budget_fraction * need / n_servers * (1 + 0.3 * s),
-                          max_batch_images=3) for s in range(n_servers)]
+    if server_budget_fractions is not None:
+        n_servers = len(server_budget_fractions)
+        budgets = [f * need for f in server_budget_fractions]
+    else:
+        budgets = [budget_fraction * need / n_servers * (1 + 0.3 * s) for s in range(n_servers)]
+    caps = list(batch_caps) if batch_caps is not None else [3] * n_servers
+    if len(caps) != n_servers:
+        raise ValueError(f"batch_caps needs one cap per server ({n_servers}), got {len(caps)}")
+    slow = toy_slow_profile() if mixed_profiles and not cycle_model else profile
+    servers = [EdgeServer(f"es{s + 1}", slow if s % 2 else profile, budgets[s],
+                          max_batch_images=caps[s]) for s in range(n_servers)]
     return build_instance(users, servers, sc, toy_hiqm(total_steps), similarity=sim,
                           random_state=seed)
