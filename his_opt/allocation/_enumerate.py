@@ -16,8 +16,12 @@ other term splits per member or depends only on the public prompt. So:
   (at most the GPU time, at least the value, per group count) to cover a subset by blocks on
   that server, within its budget; budgets are per server, so the servers are then combined by
   a second programme over (subset, groups) with plain maxima.
+* **Two passes.** A first pass keeping a few entries per front finds a good plan; the exact pass
+  then also drops partial plans whose Lagrangian bound (one GPU price for all servers, shared
+  costs dropped) is below that plan's value.
 
-Only dominated configurations are discarded, so the optimum is exact; ``-inf, None`` means no
+Only dominated configurations and partial plans that cannot reach a known plan's value are
+discarded, so the optimum is exact; ``-inf, None`` means no
 plan meets every constraint (budgets at ``1e-9`` s tolerance, as in :func:`check_feasible`'s
 stricter reading). Semantics are those of :mod:`his_opt.allocation`: solo users (``x = 0``, one
 member, ``alpha + beta`` per step) only when ``common_steps_min == 0``, ``max_groups`` counts
@@ -41,6 +45,8 @@ __all__ = ["exact_optimum"]
 _MAX_USERS = 12
 _BUDGET_TOL = 1e-9
 _GPU_TOL = 1e-12
+_THIN = 6  # entries kept per front in the first, incumbent-finding pass
+_LAMBDAS = np.concatenate([[0.0], np.geomspace(1e-3, 1e5, 81)])  # GPU prices tried for the cut
 
 
 @dataclass
@@ -122,6 +128,57 @@ class _Enumerator:
         self.popcount = np.array([bin(m).count("1") for m in range(self.full + 1)])
         self.highest = np.array([0] + [m.bit_length() - 1 for m in range(1, self.full + 1)])
         self._public_quality()
+        self._knapsack_cache: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self.thin: int | None = None
+        self.lower = -math.inf
+        self._lagrange_cut()
+
+    # ---------------------------------------------------------------- pruning by a bound
+    def _lagrange_cut(self) -> None:
+        """A bound for pruning: with one GPU price ``lam`` on every server, any plan is worth at
+        most ``sum_n u_n + lam * sum(budgets)``, where ``u_n`` is user ``n``'s best option value
+        less ``lam`` times its own GPU time (its group's shared costs dropped, its quality at its
+        own best public). A partial plan worth ``v`` using ``g`` GPU seconds on users ``M`` thus
+        leads to at most ``v - lam g + rest[M] + lam sum(budgets)``, ``rest[M]`` the sum of
+        ``u_n`` off ``M``. ``lam`` minimises the whole-instance bound over a grid."""
+        inst, t = self.inst, self.table
+        wq = inst.weights[0]
+        solo_ok = inst.allow_solo & (inst.solo_quality >= inst.min_quality)
+        cols = [np.where(solo_ok, wq * inst.solo_quality, -np.inf)[:, None]]
+        if len(self.gx):
+            q = inst.hiqm.predict(inst.sim[None, :, :], self.gx[:, None, None])  # (g, P, N)
+            ok = q >= inst.min_quality[None, None, :]
+            cols.append(np.where(ok, wq * q, -np.inf).max(axis=1).T)
+        quality = np.concatenate(cols, axis=1)  # (N, len(xs))
+        val = np.where(t.feasible, quality[:, None, :, None] + t.value0, -np.inf)
+        val = val.reshape(self.N, -1)
+        gpu = t.gpu.reshape(self.N, -1)
+        self.budget_total = float(np.sum(inst.budget_s + _BUDGET_TOL))
+        ubs = [np.max(val - lam * gpu, axis=1).sum() + lam * self.budget_total for lam in _LAMBDAS]
+        k = int(np.argmin(ubs))
+        self.lam = float(_LAMBDAS[k])
+        u = np.max(val - self.lam * gpu, axis=1)
+        inside = np.zeros(self.full + 1)
+        for m in range(1, self.full + 1):
+            n = self.highest[m]
+            inside[m] = inside[m ^ (1 << n)] + u[n]
+        self.rest = inside[self.full] - inside if np.all(np.isfinite(u)) else None
+
+    def _cut(self, fronts: dict[int, _Front], m: int) -> dict[int, _Front]:
+        """Drop entries covering ``m`` that cannot reach ``self.lower``; thin them in the first
+        pass; then drop entries beaten by one with fewer groups."""
+        out: dict[int, _Front] = {}
+        for ng, f in fronts.items():
+            if self.rest is not None and math.isfinite(self.lower):
+                ub = f.value - self.lam * f.gpu + self.rest[m] + self.lam * self.budget_total
+                keep = ub >= self.lower - 1e-9 * max(1.0, abs(self.lower))
+                f = _Front(f.gpu[keep], f.value[keep], f.payload[keep])
+            if self.thin is not None and len(f.gpu) > self.thin:
+                idx = np.unique(np.linspace(0, len(f.gpu) - 1, self.thin).round().astype(int))
+                f = _Front(f.gpu[idx], f.value[idx], f.payload[idx])
+            if len(f.gpu):
+                out[ng] = f
+        return _prune_across_groups(out)
 
     # ---------------------------------------------------------------- public prompt per block
     def _public_quality(self) -> None:
@@ -166,12 +223,12 @@ class _Enumerator:
             L = parent.shape[2]
             out = np.full((n_gx, Y, L + self.ymax), -np.inf)
             arg = np.zeros(out.shape, dtype=np.int8)
-            for y in range(Y):
-                cand = parent + vm[n, :, :, y, None]
-                cur = out[:, :, y:y + L]
+            for y in range(Y):  # caps K >= y only: below, y is not allowed
+                cand = parent[:, y:, :] + vm[n, :, y:, y, None]
+                cur = out[:, y:, y:y + L]
                 better = cand > cur
                 cur[better] = cand[better]
-                arg[:, :, y:y + L][better] = y
+                arg[:, y:, y:y + L][better] = y
             vals.append(out)
             args.append(arg)
         return vals, args
@@ -209,7 +266,7 @@ class _Enumerator:
                     payload = np.stack([np.full(Y, -1), ys, ys, np.full(Y, -1)], axis=1)
                     solo = _front(t.gpu[n, s, 0].copy(), value, payload, budget)
                     fronts[0] = solo if 0 not in fronts else _merge([fronts[0], solo], budget)
-            out.append(_prune_across_groups({k: f for k, f in fronts.items() if len(f.gpu)}))
+            out.append(self._cut(fronts, m))
         return out
 
     # ---------------------------------------------------------------- subsets on one server
@@ -243,19 +300,24 @@ class _Enumerator:
                 if sub == 0:
                     break
                 sub = (sub - 1) & rest_bits
-            H.append(_prune_across_groups({ng: _merge(fs, budget) for ng, fs in parts.items()}))
+            H.append(self._cut({ng: _merge(fs, budget) for ng, fs in parts.items()}, m))
         return H
 
     # ---------------------------------------------------------------- servers together
-    def solve(self) -> tuple[float, Decision | None]:
+    def solve(self, *, thin: int | None = None, lower: float = -math.inf
+              ) -> tuple[float, Decision | None]:
+        """Best value and plan; ``thin``: keep at most that many entries per front (a feasible
+        plan, not proven best); ``lower``: the value of a known plan, to prune by the bound."""
+        self.thin, self.lower = thin, lower
         S = self.inst.n_servers
         M1 = self.full + 1
         per_server = []
         best = np.full((S, M1, self.G), -np.inf)
         for s in range(S):
-            vals, args = self._knapsacks(s)
+            if s not in self._knapsack_cache:
+                self._knapsack_cache[s] = self._knapsacks(s)
+            vals, args = self._knapsack_cache[s]
             blocks = self._block_fronts(s, vals)
-            del vals
             H = self._server_dp(s, blocks)
             for m in range(M1):
                 for ng, f in H[m].items():
@@ -365,4 +427,6 @@ def exact_optimum(inst: Instance, *, time_limit: float | None = None) -> tuple[f
     when it passes."""
     if inst.n_users > _MAX_USERS:
         raise ValueError(f"exact_optimum enumerates subsets; use at most {_MAX_USERS} users")
-    return _Enumerator(inst, _Clock(time_limit)).solve()
+    enum = _Enumerator(inst, _Clock(time_limit))
+    lower, _ = enum.solve(thin=_THIN)
+    return enum.solve(lower=lower)
