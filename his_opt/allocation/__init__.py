@@ -36,12 +36,13 @@ The baselines (IIS, GFIS, PPGFIS, greedy) return the same result type, evaluated
 
 Entry points: :func:`build_instance`, :func:`solve`, :func:`run_baselines`, :func:`evaluate`,
 :func:`check_feasible`, :func:`simulate_gpu_time`, :func:`diagnose`, :func:`optimize_split`,
-:func:`brute_force` (tiny instances only).
+:func:`exact_optimum` (= :func:`brute_force`; tiny instances only, for tests).
 """
 
 from ._baselines import BASELINES, gfis, greedy, iis, ppgfis, run_baselines
 from ._bruteforce import brute_force
 from ._diagnose import diagnose, smallest_budgets
+from ._enumerate import exact_optimum
 from ._evaluate import Evaluation, check_feasible, evaluate, simulate_gpu_time
 from ._instance import USER_TABLE_COLUMNS, Instance, build_instance
 from ._result import (
@@ -86,6 +87,7 @@ __all__ = [
     "check_feasible",
     "diagnose",
     "evaluate",
+    "exact_optimum",
     "gfis",
     "greedy",
     "iis",

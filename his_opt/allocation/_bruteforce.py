@@ -1,10 +1,14 @@
-"""Exhaustive enumeration for tiny instances (tests): every set partition of the users, every
-public prompt, server and ``x`` per block (or solo), every edge-step vector.
+"""Exhaustive enumeration for tiny instances (tests).
 
-To stay tractable it enumerates per block (a subset of users) all of its configurations once and
-combines blocks by dynamic programming over subsets; both steps only discard configurations that
-are *dominated* (another one with at least the value, at most the GPU time on every server and at
-most as many groups), which never loses the optimum.
+:func:`brute_force` is :func:`._enumerate.exact_optimum` (subsets and the cost structure, 8 users
+on 3 servers in about a second). :func:`grid_enumeration` is the older, independent reference the
+enumerator was checked against: every set partition of the users, every public prompt, server
+and ``x`` per block (or solo), every edge-step vector (a ``(y_max + 1)^|block|`` grid).
+
+To stay tractable the grid enumerates per block (a subset of users) all of its configurations
+once and combines blocks by dynamic programming over subsets; both steps only discard
+configurations that are *dominated* (another one with at least the value, at most the GPU time
+on every server and at most as many groups), which never loses the optimum.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import math
 import numpy as np
 
 from ._decision import Decision
+from ._enumerate import exact_optimum
 from ._instance import Instance
 from ._options import build_option_table
 
-__all__ = ["brute_force"]
+__all__ = ["brute_force", "grid_enumeration"]
 
 _MAX_USERS = 10
 
@@ -45,12 +50,17 @@ def _pareto(value: np.ndarray, gpu: np.ndarray, ng: np.ndarray) -> np.ndarray:
     return order[~dominated]
 
 
-def brute_force(inst: Instance) -> tuple[float, Decision | None]:
-    """The optimal objective and a plan by exhaustive enumeration (``-inf, None`` if
-    infeasible). Only for instances of at most 10 users."""
+def brute_force(inst: Instance, *, time_limit: float | None = None) -> tuple[float, Decision | None]:
+    """The optimal objective and a plan (``-inf, None`` if infeasible): :func:`exact_optimum`."""
+    return exact_optimum(inst, time_limit=time_limit)
+
+
+def grid_enumeration(inst: Instance) -> tuple[float, Decision | None]:
+    """The optimal objective and a plan by the edge-step grid (``-inf, None`` if infeasible).
+    Only for instances of at most 10 users; slow beyond 5."""
     N, S = inst.n_users, inst.n_servers
     if N > _MAX_USERS:
-        raise ValueError(f"brute_force enumerates set partitions; use at most {_MAX_USERS} users")
+        raise ValueError(f"grid_enumeration enumerates set partitions; use at most {_MAX_USERS} users")
     table = build_option_table(inst)
     wq, _, we = inst.weights
     sc = inst.scenario

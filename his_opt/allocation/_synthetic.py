@@ -1,10 +1,13 @@
 """Synthetic inputs for tests, benchmarks and examples: varied prompts from subject and attribute
 templates (seeded), the canonical users table for them, a clustered cosine matrix that needs no
-model, and a small logistic HIQM for any number of steps."""
+model, and a small logistic HIQM for any number of steps; tiny instances for exact enumeration;
+benchmark workloads (several prompt domains, near-duplicates, outliers, mixed devices, deadlines,
+minimum qualities, identical, unequal and mixed servers)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,12 +16,20 @@ from ..scenario import Scenario
 from ._instance import USER_TABLE_COLUMNS
 
 __all__ = [
+    "SERVER_MIXES",
     "SUBJECTS",
+    "Workload",
+    "benchmark_prompts",
+    "benchmark_servers",
+    "benchmark_users",
+    "benchmark_workload",
+    "l4_class_profile",
     "cluster_similarity",
     "generate_prompts",
     "synthetic_users",
     "tiny_instance",
     "toy_hiqm",
+    "toy_slow_profile",
 ]
 
 SUBJECTS: dict[str, tuple[str, ...]] = {
@@ -139,6 +150,15 @@ def toy_hiqm(total_steps: int):  # noqa: ANN201
                 provenance={"source": "his_opt.allocation._synthetic.toy_hiqm"})
 
 
+def toy_slow_profile():  # noqa: ANN201
+    """A second toy GPU for mixed servers: slower per step, flatter in batch, less power
+    (synthetic, not a measurement)."""
+    from ..costs import GPUProfile
+
+    return GPUProfile(name="toy-slow", rows=(1, 2, 4, 8), step_latency_s=(0.11, 0.2, 0.38, 0.75),
+                      power_w=120.0, provenance="synthetic: his_opt.allocation._synthetic")
+
+
 def tiny_instance(
     seed: int,
     *,
@@ -155,11 +175,19 @@ def tiny_instance(
     max_groups: int | None = None,
     device_steps_min: int = 0,
     edge_steps_min: int = 0,
+    server_budget_fractions: Sequence[float] | None = None,
+    batch_caps: Sequence[int] | None = None,
+    mixed_profiles: bool = False,
 ):  # noqa: ANN201
     """A small random instance (clustered similarities, toy HIQM, jittered devices) whose exact
     optimum brute force can enumerate. ``budget_fraction`` scales the budget against what putting
     every user's full edge range on the GPU would need; ``deadlines``/``min_quality`` draw per-user
-    limits uniformly from the given ranges (quality limits for about half the users)."""
+    limits uniformly from the given ranges (quality limits for about half the users).
+
+    Unequal servers: ``server_budget_fractions`` gives each server its own fraction of that need
+    (replacing ``budget_fraction``; its length sets ``n_servers``), ``batch_caps`` each server's
+    launch cap (default 3 images), ``mixed_profiles`` puts every second server on a slower toy
+    GPU (:func:`toy_slow_profile`)."""
     from ..costs import CycleProfile, EdgeServer, GPUProfile
     from ._instance import build_instance
 
@@ -187,7 +215,176 @@ def tiny_instance(
                              power_w=300.0)
     a, b = profile.affine_bound(sc.personal_guided)
     need = n_users * edge_steps_max * (a + b)
-    servers = [EdgeServer(f"es{s + 1}", profile, budget_fraction * need / n_servers * (1 + 0.3 * s),
-                          max_batch_images=3) for s in range(n_servers)]
+    if server_budget_fractions is not None:
+        n_servers = len(server_budget_fractions)
+        budgets = [f * need for f in server_budget_fractions]
+    else:
+        budgets = [budget_fraction * need / n_servers * (1 + 0.3 * s) for s in range(n_servers)]
+    caps = list(batch_caps) if batch_caps is not None else [3] * n_servers
+    if len(caps) != n_servers:
+        raise ValueError(f"batch_caps needs one cap per server ({n_servers}), got {len(caps)}")
+    slow = toy_slow_profile() if mixed_profiles and not cycle_model else profile
+    servers = [EdgeServer(f"es{s + 1}", slow if s % 2 else profile, budgets[s],
+                          max_batch_images=caps[s]) for s in range(n_servers)]
     return build_instance(users, servers, sc, toy_hiqm(total_steps), similarity=sim,
                           random_state=seed)
+
+
+# ---------------------------------------------------------------------------- benchmark workloads
+SERVER_MIXES = ("1", "3-identical", "3-unequal", "3-mixed", "4-identical", "16-mixed")
+"""Server sets of :func:`benchmark_servers` (budgets are fractions of the GPU time every user's
+full edge range would need unshared, ``N * y_max * (alpha + beta)`` on the base profile)."""
+
+_OUTLIERS = ("a technical blueprint of a jet engine", "a page of handwritten arabic calligraphy",
+             "an x-ray of a human hand", "a spreadsheet chart of quarterly sales",
+             "a microscope image of pollen grains", "a subway map of an imaginary city",
+             "an abstract pattern of interlocking hexagons", "a receipt from a grocery store")
+_DEVICES = (  # (share, step time factor vs the scenario's device, power in W): phone, laptop, desktop
+    (0.3, 2.0, 5.0), (0.5, 1.0, 15.0), (0.2, 0.4, 45.0))
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """A benchmark instance before similarities: users table, servers, scenario and synthetic
+    embeddings (domain centres, near-duplicates close to their original, outliers far from
+    all) that stand in for MiniLM when no model should be loaded."""
+
+    users: pd.DataFrame
+    servers: tuple
+    scenario: Scenario
+    embeddings: np.ndarray
+
+    @property
+    def prompts(self) -> list[str]:
+        return [str(p) for p in self.users["prompt"]]
+
+    def similarity(self, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """``(publics, users)`` cosines, publics the distinct prompts in order of first use (the
+        default candidates of ``build_instance``); ``embeddings`` one row per user (default the
+        synthetic ones)."""
+        emb = self.embeddings if embeddings is None else np.asarray(embeddings, dtype=np.float64)
+        emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        first: dict[str, int] = {}
+        for i, p in enumerate(self.prompts):
+            first.setdefault(p, i)
+        rows = list(first.values())
+        return np.clip(emb[rows] @ emb.T, -1.0, 1.0)
+
+    def instance(self, embeddings: np.ndarray | None = None, hiqm=None, random_state: int | None = 0):  # noqa: ANN001, ANN201
+        """The :class:`Instance` (default HIQM of the scenario's variant)."""
+        from ..hiqm import load_default_hiqm
+        from ._instance import build_instance
+
+        hiqm = hiqm if hiqm is not None else load_default_hiqm(self.scenario.variant)
+        return build_instance(self.users, self.servers, self.scenario, hiqm,
+                              similarity=self.similarity(embeddings), random_state=random_state)
+
+
+def l4_class_profile(base):  # noqa: ANN001, ANN201
+    """A second GPU profile for mixed servers, **synthetic**: ``base`` (an A100-class estimate)
+    with every step 2.6x slower (312 / 121 dense fp16 TFLOP/s, A100 vs L4), launches up to 16
+    rows (24 GiB) and 72 W board power. Not a measurement."""
+    from ..costs import GPUProfile
+
+    rows = tuple(r for r in base.rows if r <= 16)
+    lat = tuple(2.6 * t for r, t in zip(base.rows, base.step_latency_s, strict=True) if r <= 16)
+    return GPUProfile(name=f"{base.name}-scaled-l4-class", rows=rows, step_latency_s=lat,
+                      kind="estimate", device="L4-class (synthetic, scaled from " + base.name + ")",
+                      memory_limit_gib=24.0, power_w=72.0,
+                      provenance=f"synthetic: {base.name} latencies x 2.6, 72 W, at most 16 rows "
+                                 "(his_opt.allocation._synthetic.l4_class_profile)")
+
+
+def benchmark_prompts(n: int, random_state: int | None = None) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """``n`` (prompt, subject) pairs over several domains of uneven size, with near-duplicates
+    (15%: an earlier prompt, 1 in 3 verbatim, else with a detail added) and outliers (5%), plus a
+    synthetic 16-d embedding per prompt that mirrors that structure."""
+    rng = np.random.default_rng(random_state)
+    names = list(SUBJECTS)
+    weights = 1.0 / np.arange(1, len(names) + 1)
+    weights /= weights.sum()
+    centres = rng.normal(size=(len(names), 16))
+    out: list[tuple[str, str]] = []
+    emb = np.zeros((n, 16))
+    for i in range(n):
+        r = rng.random()
+        if i > 0 and r < 0.15:
+            j = int(rng.integers(i))
+            text, subject = out[j]
+            if rng.random() >= 1 / 3:
+                text = f"{text}, {_DETAILS[int(rng.integers(len(_DETAILS)))]}"
+            emb[i] = emb[j] + (0.0 if text == out[j][0] else 0.15) * rng.normal(size=16)
+        elif r < 0.2:
+            text = (f"{_OUTLIERS[int(rng.integers(len(_OUTLIERS)))]}, "
+                    f"{_STYLES[int(rng.integers(len(_STYLES)))]}")
+            subject = "outlier"
+            emb[i] = 2.0 * rng.normal(size=16)
+        else:
+            k = int(rng.choice(len(names), p=weights))
+            text, subject = generate_prompts(1, int(rng.integers(2**31)), subjects=[names[k]])[0]
+            emb[i] = centres[k] + 0.6 * rng.normal(size=16)
+        out.append((text, subject))
+    return out, emb
+
+
+def benchmark_users(pairs: Sequence[tuple[str, str]], scenario: Scenario,
+                    random_state: int | None = None) -> pd.DataFrame:
+    """Users for ``pairs``: mixed devices (phone, laptop, desktop classes), channel gains spread
+    over a decade, deadlines for a quarter of the users (75-100% of their all-on-device delay)
+    and minimum qualities for a fifth (0.29-0.315, the default HIQM's unshared value is 0.322)."""
+    rng = np.random.default_rng(random_state)
+    n = len(pairs)
+    share = np.array([d[0] for d in _DEVICES])
+    cls = rng.choice(len(_DEVICES), size=n, p=share / share.sum())
+    step = scenario.device_step_s * np.array([d[1] for d in _DEVICES])[cls]
+    users = synthetic_users([p for p, _ in pairs], scenario, subjects=[s for _, s in pairs])
+    users["device_step_s"] = step
+    users["device_step_energy_j"] = step * np.array([d[2] for d in _DEVICES])[cls]
+    users["channel_gain"] = scenario.channel_gain * 10 ** rng.uniform(-0.5, 0.5, n)
+    local = scenario.total_steps * step
+    users["deadline_s"] = np.where(rng.random(n) < 0.25, local * rng.uniform(0.75, 1.0, n), np.nan)
+    users["min_quality"] = np.where(rng.random(n) < 0.2, rng.uniform(0.29, 0.315, n), np.nan)
+    return users
+
+
+def benchmark_servers(mix: str, n_users: int, scenario: Scenario, profile,  # noqa: ANN001
+                      random_state: int | None = None) -> tuple:
+    """The servers of ``mix`` (one of :data:`SERVER_MIXES`) for ``n_users`` users: ``1`` and
+    ``K-identical``: together 40% of the need; ``3-unequal``: 50/30/10% with launch caps 16/8/4;
+    ``3-mixed``: 30/20/15%, caps 16/8/8, the third an :func:`l4_class_profile`; ``16-mixed``:
+    budgets 1-5% each (seeded), caps 16/8/4/12 in turn, every second server L4-class."""
+    from ..costs import EdgeServer
+
+    a, b = profile.affine_bound(scenario.personal_guided)
+    need = n_users * scenario.edge_steps_max * (a + b)
+    l4 = l4_class_profile(profile)
+    if mix == "1" or mix.endswith("-identical"):
+        k = 1 if mix == "1" else int(mix.split("-")[0])
+        return tuple(EdgeServer(f"es{s + 1}", profile, 0.4 * need / k) for s in range(k))
+    if mix == "3-unequal":
+        return tuple(EdgeServer(f"es{s + 1}", profile, f * need, max_batch_images=c)
+                     for s, (f, c) in enumerate(((0.5, 16), (0.3, 8), (0.1, 4))))
+    if mix == "3-mixed":
+        return tuple(EdgeServer(f"es{s + 1}", p, f * need, max_batch_images=c)
+                     for s, (p, f, c) in enumerate(((profile, 0.3, 16), (profile, 0.2, 8),
+                                                    (l4, 0.15, 8))))
+    if mix == "16-mixed":
+        rng = np.random.default_rng(random_state)
+        fr = rng.uniform(0.01, 0.05, 16)
+        caps = (16, 8, 4, 12)
+        return tuple(EdgeServer(f"es{s + 1}", l4 if s % 2 else profile, float(fr[s]) * need,
+                                max_batch_images=caps[s % 4]) for s in range(16))
+    raise ValueError(f"mix must be one of {SERVER_MIXES}, got {mix!r}")
+
+
+def benchmark_workload(n_users: int, mix: str, *, random_state: int | None = 0,
+                       scenario: Scenario | None = None) -> Workload:
+    """A seeded benchmark instance: :func:`benchmark_prompts`, :func:`benchmark_users` and
+    :func:`benchmark_servers` on the scenario's default GPU profile."""
+    from ..costs import load_profile
+
+    sc = scenario or Scenario()
+    pairs, emb = benchmark_prompts(n_users, random_state)
+    users = benchmark_users(pairs, sc, random_state)
+    servers = benchmark_servers(mix, n_users, sc, load_profile(sc.server_profile), random_state)
+    return Workload(users=users, servers=servers, scenario=sc, embeddings=emb)
