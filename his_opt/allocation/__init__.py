@@ -59,8 +59,8 @@ from ._result import (
 )
 from ._settings import SolverSettings, TimeBudget
 from ._solve import solve
-from ._strategy import CapacityError, Strategy, choose_strategy
 from ._split import optimize_split
+from ._strategy import CapacityError, Strategy, choose_strategy
 
 __all__ = [
     "BASELINES",

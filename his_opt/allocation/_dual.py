@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linprog
@@ -210,13 +211,16 @@ class ServerDual:
 
 
 def _bundle_step(points: list[tuple[np.ndarray, float, np.ndarray]], center: np.ndarray,
-                 radius: np.ndarray) -> tuple[np.ndarray, float]:
+                 center_value: float, radius: np.ndarray) -> tuple[np.ndarray, float]:
     """Minimise the cutting-plane model ``max_j D_j + g_j (z - z_j)`` over the box
     ``|z - center| <= radius``, ``z >= 0`` (an LP in ``(z, t)``); returns ``z`` and the model
-    value there."""
+    value there. The inner minimisation is inexact, so a cut may overestimate at the centre:
+    such a cut is lowered until it passes through the centre's value (noise attenuation)."""
     dim = len(center)
     a_ub = np.array([np.concatenate([g, [-1.0]]) for _, _, g in points])
-    b_ub = np.array([g @ z - v for z, v, g in points])
+    at_center = np.array([v + g @ (center - z) for z, v, g in points])
+    shift = np.maximum(at_center - center_value, 0.0)
+    b_ub = np.array([g @ z - v for z, v, g in points]) + shift
     bounds = [(max(0.0, c - r), c + r) for c, r in zip(center, radius, strict=True)]
     bounds.append((None, None))
     res = linprog(np.concatenate([np.zeros(dim), [1.0]]), A_ub=a_ub, b_ub=b_ub, bounds=bounds,
@@ -224,6 +228,45 @@ def _bundle_step(points: list[tuple[np.ndarray, float, np.ndarray]], center: np.
     if res.status != 0:
         return center, math.inf
     return np.maximum(res.x[:dim], 0.0), float(res.x[dim])
+
+
+def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline: float
+                 ) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float, np.ndarray]]]:
+    """The best multiple ``t z0`` of the start prices (all at one level when ``z0`` is 0) on a
+    geometric grid, refined by a golden-section search; every point becomes a bundle cut."""
+    base = z0 if np.any(z0 > 0) else np.ones_like(z0)
+    points: list[tuple[np.ndarray, float, np.ndarray]] = []
+
+    def at(t: float) -> float:
+        z = base * t
+        v, g = oracle(z)
+        if math.isfinite(v):
+            points.append((z, v, g))
+        return v
+
+    grid = [0.0] + [float(t) for t in settings.price_grid]
+    vals = []
+    for t in grid:
+        if time.perf_counter() > deadline and vals:
+            break
+        vals.append(at(t))
+    k = int(np.argmin(vals))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(vals) - 1)]
+    best_t, best_v = grid[k], vals[k]
+    phi = (math.sqrt(5) - 1) / 2
+    for _ in range(settings.golden_steps):
+        if time.perf_counter() > deadline or hi - lo < 1e-3 * max(hi, 1e-9):
+            break
+        a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
+        va, vb = at(a), at(b)
+        for t, v in ((a, va), (b, vb)):
+            if v < best_v:
+                best_t, best_v = t, v
+        if va <= vb:
+            hi = b
+        else:
+            lo = a
+    return base * best_t, best_v, points
 
 
 def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
@@ -243,28 +286,28 @@ def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
                                          deadline=time.perf_counter() + each)
         return val, np.concatenate([g_lam, [g_mu] if with_mu else []])
 
-    val, g = oracle(z)
-    best_z, best_v, evals = z, val, 1
-    points = [(z, val, g)] if math.isfinite(val) else []
-    radius = np.maximum(np.abs(z), 1.0) if math.isfinite(val) else np.zeros(0)
-    for _ in range(settings.bundle_iterations if points else 0):
-        if time.perf_counter() > deadline or np.all(radius < 1e-9):
+    best_z, best_v, points = _line_search(oracle, z, settings, deadline)
+    evals = len(points)
+    scale = max(float(np.abs(best_z).max()), 1e-3)
+    radius = np.full(len(z), scale)
+    for _ in range(settings.bundle_iterations if math.isfinite(best_v) else 0):
+        if time.perf_counter() > deadline or radius.max() < 1e-3 * scale:
             break
-        cand, model = _bundle_step(points, best_z, radius)
+        cand, model = _bundle_step(points, best_z, best_v, radius)
         predicted = best_v - model
         if not math.isfinite(model) or predicted <= 1e-9 * max(1.0, abs(best_v)):
             break
         v, g = oracle(cand)
         evals += 1
         if not math.isfinite(v):
-            radius = radius / 2
+            radius = radius * 0.5
             continue
         points.append((cand, v, g))
         if best_v - v >= settings.bundle_accept * predicted:
             best_z, best_v = cand, v
             radius = radius * 1.5
         else:
-            radius = radius / 2
+            radius = radius * 0.6
     server_price = np.zeros(inst.n_servers)
     for k, cls in enumerate(classes):
         server_price[cls] = best_z[k]

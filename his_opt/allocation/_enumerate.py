@@ -147,7 +147,7 @@ class _Enumerator:
         cols = [np.where(solo_ok, wq * inst.solo_quality, -np.inf)[:, None]]
         if len(self.gx):
             q = inst.hiqm.predict(inst.sim[None, :, :], self.gx[:, None, None])  # (g, P, N)
-            ok = q >= inst.min_quality[None, None, :]
+            ok = (q >= inst.min_quality[None, None, :]) & inst.share_allowed[None]
             cols.append(np.where(ok, wq * q, -np.inf).max(axis=1).T)
         quality = np.concatenate(cols, axis=1)  # (N, len(xs))
         val = np.where(t.feasible, quality[:, None, :, None] + t.value0, -np.inf)
@@ -192,7 +192,8 @@ class _Enumerator:
             self.pbest = np.zeros((self.full + 1, 0), dtype=int)
             return
         q = inst.hiqm.predict(inst.sim[None, :, :], self.gx[:, None, None])  # (g, P, N)
-        qw = np.where(q >= inst.min_quality[None, None, :], wq * q, -np.inf)
+        ok = (q >= inst.min_quality[None, None, :]) & inst.share_allowed[None]
+        qw = np.where(ok, wq * q, -np.inf)
         acc = np.zeros((self.full + 1, n_gx, P))
         for m in range(1, self.full + 1):
             n = self.highest[m]

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ._bruteforce import brute_force
 from ._decision import Decision
 from ._dual import Bound
+from ._enumerate import exact_optimum
 from ._heuristics import round_lp
 from ._highs import solve_highs
 from ._incumbent import Incumbent
@@ -107,7 +107,12 @@ def _expand(opts: tuple[np.ndarray, ...], solo: np.ndarray, classes: list[list[i
 def enumerate_route(inst: Instance, inc: Incumbent, budget: TimeBudget) -> Proof:
     """The exact optimum of a tiny instance by structured enumeration."""
     proof = Proof()
-    value, dec = brute_force(inst)
+    try:
+        value, dec = exact_optimum(inst, time_limit=budget.left())
+    except TimeoutError:
+        proof.timed_out = True
+        proof.notes.append("the exact enumeration did not finish in the time limit")
+        return proof
     if dec is None:
         proof.infeasible = True
         proof.bound = -math.inf

@@ -47,6 +47,10 @@ class SolverSettings:
     """Dual-ascent rounds per price evaluation."""
     polish_rounds: int = 300
     """Subgradient rounds that lower the dual value of the best price."""
+    price_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    """Multiples of the start prices tried before the bundle method (a line search)."""
+    golden_steps: int = 5
+    """Golden-section refinements of the best multiple."""
     bundle_iterations: int = 40
     """Trust-region bundle iterations over the server prices."""
     bundle_accept: float = 0.1

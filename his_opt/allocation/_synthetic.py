@@ -178,6 +178,7 @@ def tiny_instance(
     server_budget_fractions: Sequence[float] | None = None,
     batch_caps: Sequence[int] | None = None,
     mixed_profiles: bool = False,
+    min_share_similarity: float | None = -1.0,
 ):  # noqa: ANN201
     """A small random instance (clustered similarities, toy HIQM, jittered devices) whose exact
     optimum brute force can enumerate. ``budget_fraction`` scales the budget against what putting
@@ -187,7 +188,8 @@ def tiny_instance(
     Unequal servers: ``server_budget_fractions`` gives each server its own fraction of that need
     (replacing ``budget_fraction``; its length sets ``n_servers``), ``batch_caps`` each server's
     launch cap (default 3 images), ``mixed_profiles`` puts every second server on a slower toy
-    GPU (:func:`toy_slow_profile`)."""
+    GPU (:func:`toy_slow_profile`). ``min_share_similarity`` defaults to -1 (every pair may
+    share); None takes the toy HIQM's fitted range."""
     from ..costs import CycleProfile, EdgeServer, GPUProfile
     from ._instance import build_instance
 
@@ -197,7 +199,7 @@ def tiny_instance(
         common_steps_max=common_steps_max, edge_steps_min=edge_steps_min,
         edge_steps_max=edge_steps_max,
         device_steps_min=device_steps_min, device_steps_max=total_steps, device_step_s=1.0,
-        max_groups=max_groups, height=64, width=64,
+        max_groups=max_groups, height=64, width=64, min_share_similarity=min_share_similarity,
     )
     sim, labels = cluster_similarity(n_users, 2, spread=0.8, random_state=seed)
     users = synthetic_users([f"prompt {i}" for i in range(n_users)], sc,
