@@ -105,9 +105,9 @@ def test_shipped_files_came_from_this_command():
         pytest.skip(f"reference data not found at {REFERENCE}")
     repo = Path(__file__).resolve().parents[1]
     for variant in ("plain", "sim_npi"):
-        doc = json.loads((repo / "models" / "hiqm" / f"{variant}.json").read_text())
+        doc = json.loads((repo / "his_opt" / "data" / "models" / "hiqm" / f"{variant}.json").read_text())
         argv = shlex.split(doc["provenance"]["command"])
         assert argv[2] == "../shared/reference/hiqm_sd3_medium_clip.csv"
-        assert argv[argv.index("--out") + 1] == f"models/hiqm/{variant}.json"
+        assert argv[argv.index("--out") + 1] == f"his_opt/data/models/hiqm/{variant}.json"
         assert argv[argv.index("--variant") + 1] == variant
-        assert (repo / "models" / "hiqm" / f"{variant}.png").is_file()
+        assert (repo / "his_opt" / "data" / "models" / "hiqm" / f"{variant}.png").is_file()

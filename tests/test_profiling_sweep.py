@@ -10,7 +10,7 @@ import yaml
 from his_opt._errors import InputError
 from his_opt.profiling import BUILTIN_VARIANTS, block_rows_estimate, load_sweep, sweep_from_dict
 
-SWEEPS = Path(__file__).resolve().parents[1] / "profiling" / "sweeps"
+SWEEPS = Path(__file__).resolve().parents[1] / "his_opt" / "data" / "sweeps"
 
 
 def _minimal(**overrides: object) -> dict:

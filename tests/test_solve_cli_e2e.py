@@ -19,7 +19,7 @@ from his_opt.io import SolveInputs
 from his_opt.report import PLAN_JSON_SCHEMA, SHEETS, validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "his_opt" / "data" / "examples"
 
 
 def plan_from_document(doc: dict) -> Plan:

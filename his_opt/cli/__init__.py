@@ -18,12 +18,14 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``his-opt`` argument parser."""
+    from .. import __version__
     from . import _generate, _hiqm, _profile, _similarity, _solve
 
     parser = argparse.ArgumentParser(
         prog="his-opt",
         description="Hybrid inference for diffusion models at the edge: plan, run and profile.",
     )
+    parser.add_argument("--version", action="version", version=f"his-opt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _solve.add_solve_parser(sub)
     _similarity.add_similarity_parser(sub)

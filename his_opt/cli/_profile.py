@@ -161,7 +161,8 @@ def add_profile_gpu_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Time one denoising step (transformer + guidance + scheduler) per batch size, VAE "
             "decode and text encoding; record peak memory and NVML power. Writes the GPU profile "
-            "JSON read by `solve` (models/gpu/NAME.json by default). --arch sd3-medium builds the "
+            "JSON read by `solve` (./NAME.json by default; put it in $HIS_OPT_MODELS/gpu/ to use "
+            "it by name). --arch sd3-medium builds the "
             "published architecture with random weights: latency does not depend on weight values."
         ),
     )
@@ -201,7 +202,7 @@ def add_profile_gpu_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--name", default=None, help="profile name (default: MODEL-RES-DTYPE-DEVICE)"
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output JSON (default: models/gpu/NAME.json)"
+        "--out", type=Path, default=None, help="output JSON (default: ./NAME.json)"
     )
     parser.set_defaults(func=profile_gpu_main)
     return parser

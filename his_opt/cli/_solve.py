@@ -104,6 +104,13 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="public-prompt candidates, one per line; default: the users' prompts",
     )
     parser.add_argument(
+        "--similarity",
+        metavar="F",
+        type=Path,
+        help="precomputed similarity CSV (`his-opt similarity PROMPTS.txt --labels prompt` over "
+        "every user prompt and candidate); the solve then loads no embedding model (no torch)",
+    )
+    parser.add_argument(
         "--similarity-model",
         metavar="PATH",
         help="sentence-transformers model folder for prompt similarity; default: "
@@ -245,15 +252,22 @@ def solve_main(args: argparse.Namespace) -> int:
             hiqm=args.hiqm,
             candidates=args.candidates,
             similarity_model=args.similarity_model,
+            similarity=args.similarity,
             seed=args.seed,
         )
         progress.note(
             f"{len(inputs.users)} users, {len(inputs.servers)} server(s), HIQM {inputs.hiqm_path}"
         )
-    if args.quiet:
-        _quiet_model_loading()
-    with progress.step("loading the similarity model and embedding the prompts"):
-        instance = inputs.build_instance()
+    from ..app import build_solve_instance
+
+    if inputs.similarity_table is not None:
+        what = f"reading similarities from {args.similarity}"
+    else:
+        what = "loading the similarity model and embedding the prompts"
+        if args.quiet:
+            _quiet_model_loading()
+    with progress.step(what):
+        instance = build_solve_instance(inputs)
     from ..allocation import run_baselines, solve
 
     with progress.step(f"solving (time limit {args.time_limit:g} s)"):

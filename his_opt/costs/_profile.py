@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,10 @@ __all__ = [
     "ServerProfile",
     "default_profile_name",
     "load_profile",
-    "models_dir",
 ]
 
 GPU_PROFILE_SCHEMA = "his-opt/gpu-profile/1"
 _DEFAULT_PROFILE = "sd3-medium-1024-fp16-a100-estimate"
-
-
-def models_dir() -> Path:
-    """Folder of shipped model files (``models/``), overridable with ``HIS_OPT_MODELS``."""
-    env = os.environ.get("HIS_OPT_MODELS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "models"
 
 
 def default_profile_name() -> str:
@@ -240,14 +230,22 @@ ServerProfile = GPUProfile | CycleProfile
 
 
 def load_profile(name_or_path: str | Path) -> GPUProfile:
-    """Load a GPU profile by file path or by name from ``models/gpu/NAME.json``."""
+    """Load a GPU profile by file path or by name (``HIS_OPT_MODELS``/gpu, then the shipped ones)."""
+    from ..resources import find_model, known_models
+
     p = Path(name_or_path)
-    if p.suffix == ".json" or p.exists():
+    if p.suffix == ".json" or p.exists() or "/" in str(name_or_path):
         return GPUProfile.load(p)
-    candidate = models_dir() / "gpu" / f"{name_or_path}.json"
-    if not candidate.exists():
-        known = sorted(q.stem for q in (models_dir() / "gpu").glob("*.json"))
-        raise InputError(f"unknown GPU profile {str(name_or_path)!r}; known: {', '.join(known) or 'none'}")
+    try:
+        candidate = find_model("gpu", str(name_or_path))
+    except ValueError as err:
+        raise InputError(str(err), field="profile") from None
+    if candidate is None:
+        known = known_models("gpu")
+        raise InputError(
+            f"unknown GPU profile {str(name_or_path)!r}; known: {', '.join(known) or 'none'}",
+            field="profile",
+        )
     return GPUProfile.load(candidate)
 
 

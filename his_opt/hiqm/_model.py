@@ -35,7 +35,6 @@ import numpy as np
 
 from .._atomic import atomic_write_json
 from .._errors import InputError
-from ..costs import models_dir
 
 __all__ = [
     "HIQM",
@@ -353,10 +352,13 @@ class HIQM:
 
 
 def default_hiqm_path(variant: str = "sim_npi") -> Path:
-    """Path of the shipped model ``models/hiqm/<variant>.json`` (``HIS_OPT_MODELS`` overrides)."""
+    """Path of the model ``hiqm/<variant>.json``: first in ``HIS_OPT_MODELS``, then shipped."""
+    from ..resources import find_model, model_dirs
+
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", variant) or variant.startswith("."):
         raise ValueError(f"variant must be a plain name, got {variant!r}")
-    return models_dir() / "hiqm" / f"{variant}.json"
+    found = find_model("hiqm", variant)
+    return found if found is not None else model_dirs("hiqm")[-1] / f"{variant}.json"
 
 
 def load_default_hiqm(variant: str = "sim_npi") -> HIQM:

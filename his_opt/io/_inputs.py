@@ -13,6 +13,7 @@ from ..costs import EdgeServer
 from ..scenario import Scenario, load_scenario
 from ._candidates import load_candidates
 from ._servers import load_servers
+from ._similarity_table import SimilarityTable, load_similarity_table
 from ._table import file_sha256
 from ._users import load_users
 
@@ -32,7 +33,7 @@ class SolveInputs:
     similarity_model: str | None = None
     seed: int | None = None
     files: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    similarity: Any = None
+    similarity_table: SimilarityTable | None = None
 
     @classmethod
     def load(
@@ -44,13 +45,16 @@ class SolveInputs:
         hiqm: str | Path | None = None,
         candidates: str | Path | None = None,
         similarity_model: str | Path | None = None,
+        similarity: str | Path | None = None,
         seed: int | None = None,
     ) -> SolveInputs:
         """Read and validate every input; ``InputError`` (file, row, field) on the first problem.
 
         The scenario comes first (its defaults fill the users' and servers' empty cells); the
         HIQM defaults to the shipped model of the scenario's variant and must match the
-        scenario's variant and total steps.
+        scenario's variant and total steps. ``similarity`` is a precomputed similarity CSV
+        (``his-opt similarity --labels prompt``); without it the application layer embeds the
+        prompts with ``similarity_model``. Nothing here builds an optimisation instance.
         """
         from ..hiqm import HIQM, default_hiqm_path
 
@@ -83,7 +87,8 @@ class SolveInputs:
                 file=hiqm_path,
                 field="total_steps",
             )
-        if similarity_model is not None and not Path(similarity_model).exists():
+        sim_table = None if similarity is None else load_similarity_table(similarity)
+        if similarity_model is not None and not Path(similarity_model).is_dir():
             raise InputError(
                 "similarity model folder not found",
                 file=similarity_model,
@@ -101,6 +106,7 @@ class SolveInputs:
             "config": info(config),
             "candidates": info(candidates),
             "hiqm": info(hiqm_path),
+            "similarity": info(similarity),
         }
         return cls(
             users=table,
@@ -112,35 +118,5 @@ class SolveInputs:
             similarity_model=None if similarity_model is None else str(similarity_model),
             seed=seed,
             files=files,
-        )
-
-    def prompt_similarity(self) -> Any:
-        """The (lazily loaded) ``PromptSimilarity`` for ``similarity_model``."""
-        if self.similarity is None:
-            from ..similarity import PromptSimilarity
-
-            self.similarity = PromptSimilarity(model=self.similarity_model)
-        return self.similarity
-
-    def build_instance(self) -> Any:
-        """The allocation instance: embeds every prompt and candidate (loads the model once)."""
-        from ..allocation import build_instance
-
-        similarity = self.prompt_similarity()
-        try:
-            _ = similarity.dimension  # load the model now: a bad folder is an input error
-        except (OSError, ValueError, RuntimeError) as err:
-            where = self.similarity_model or similarity.model_name_or_path
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise InputError(
-                f"cannot load the similarity model: {first}", file=where, field="--similarity-model"
-            ) from err
-        return build_instance(
-            self.users,
-            self.servers,
-            self.scenario,
-            self.hiqm,
-            similarity=similarity,
-            candidates=self.candidates,
-            random_state=self.seed,
+            similarity_table=sim_table,
         )

@@ -31,6 +31,7 @@ silently falls back to a default.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,31 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from ..allocation._instance import USER_TABLE_COLUMNS
+from .._read import check_text
 from ..costs import DeviceModel
-from ..scenario import Scenario
+from ..scenario import MAX_STEP_S, Scenario
 from ._table import Record, parse_float, read_csv_records
 
-__all__ = ["USER_COLUMNS", "USER_INPUT_COLUMNS", "load_users"]
+__all__ = ["SAFE_ID", "USER_COLUMNS", "USER_INPUT_COLUMNS", "load_users"]
 
-USER_COLUMNS: tuple[str, ...] = USER_TABLE_COLUMNS
-"""Columns of the table ``load_users`` returns, in order (the optimizer's input contract)."""
+USER_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "prompt",
+    "negative_prompt",
+    "device_step_s",
+    "device_step_energy_j",
+    "bandwidth_hz",
+    "tx_power_w",
+    "channel_gain",
+    "deadline_s",
+    "min_quality",
+    "subject",
+)
+"""Columns of the table ``load_users`` returns, in order (what ``allocation.build_instance``
+reads; a test keeps the two lists equal)."""
+
+SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+"""A user id usable as a file name (``generate`` writes ``DIR/USER_ID.png``)."""
 
 _MEASURED = ("device_step_s", "device_power_w")
 _CYCLES = ("device_cycles_per_step", "device_freq_hz", "device_kappa")
@@ -139,10 +156,20 @@ def _parse_user(
             return None
         return parse_float(value, file=label, rec=rec, field=col, positive=col in _POSITIVE)
 
+    for col in _TEXT:
+        check_text(cells.get(col, ""), file=label, row=rec.row, field=col)
     user_id = cells["user_id"]
     if not user_id:
         raise InputError(
             f"empty user id (line {rec.line})", file=label, row=rec.row, field="user_id"
+        )
+    if not SAFE_ID.fullmatch(user_id) or ".." in user_id:
+        raise InputError(
+            f"user id {user_id!r} is not safe as a file name: use letters, digits, '_', '-' "
+            f"and '.', at most 100 characters, no '..' (line {rec.line})",
+            file=label,
+            row=rec.row,
+            field="user_id",
         )
     if user_id in first_row:
         raise InputError(
@@ -195,7 +222,22 @@ def _parse_user(
             _or(measured["device_step_s"], sc.device_step_s),
             _or(measured["device_power_w"], sc.device_power_w),
         )
+    if measured["device_step_s"] is not None and measured["device_step_s"] > MAX_STEP_S:
+        raise InputError(
+            f"must be at most {MAX_STEP_S:g} s per step, got {cells['device_step_s']!r} "
+            f"(line {rec.line})",
+            file=label,
+            row=rec.row,
+            field="device_step_s",
+        )
     deadline, min_quality = num("deadline_s"), num("min_quality")
+    if min_quality is not None and min_quality > 1:
+        raise InputError(
+            f"is a CLIP cosine, at most 1, got {cells['min_quality']!r} (line {rec.line})",
+            file=label,
+            row=rec.row,
+            field="min_quality",
+        )
     return {
         "user_id": user_id,
         "prompt": prompt,
