@@ -19,7 +19,9 @@ from typing import Any
 from ._errors import InputError
 
 __all__ = [
+    "SAFE_NAME",
     "STDIN",
+    "is_safe_name",
     "check_text",
     "file_sha256",
     "read_bytes",
@@ -31,6 +33,13 @@ __all__ = [
 STDIN = "-"
 _stdin_cache: dict[str, bytes] = {}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+"""A name usable as a file name in any folder (user ids: ``generate`` writes ``USER_ID.png``)."""
+
+
+def is_safe_name(value: str) -> bool:
+    """Letters, digits, ``_``, ``-`` and ``.``, at most 100 characters, no ``..``."""
+    return bool(SAFE_NAME.fullmatch(value)) and ".." not in value
 
 
 def _label(path: str | Path) -> str:

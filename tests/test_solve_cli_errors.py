@@ -103,7 +103,7 @@ def test_unknown_server_profile_in_config(work, capsys):
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("total_steps: [28\n", "malformed config"),
+        ("total_steps: [28\n", "not valid YAML"),
         ("w_qualty: 3\n", "field 'w_qualty': unknown scenario field"),
         ("w_delay: fast\n", "field 'w_delay': must be a number"),
         ("- 1\n- 2\n", "config must be a mapping"),

