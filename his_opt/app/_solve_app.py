@@ -42,7 +42,7 @@ def _load_model(folder: str | None) -> Any:
     model = PromptSimilarity(model=folder)
     try:
         _ = model.dimension  # load now: a bad folder is an input error, not a traceback later
-    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as err:
+    except Exception as err:  # any failure to load the named model is a bad input
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(
             f"cannot load the similarity model: {first}",

@@ -9,6 +9,7 @@ file behind (and never a half-written one).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError
+
+log = logging.getLogger("his_opt")
 
 __all__ = ["add_solve_parser", "build_solve_parser", "main", "solve_main"]
 
@@ -156,6 +159,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quiet",
+        "-q",
         action="store_true",
         help="no progress lines on stderr (the final summary is still printed)",
     )
@@ -204,7 +208,7 @@ class _SolverProgress:
                 parts.append(f"{key} {event[key]:.4f}")
         if event.get("source"):
             parts.append(f"({event['source']})")
-        print("      " + "  ".join(parts), file=sys.stderr, flush=True)
+        log.info("      %s", "  ".join(parts))
 
 
 class _Progress:
@@ -220,19 +224,15 @@ class _Progress:
         self.index += 1
         start = time.perf_counter()
         if announce and not self.quiet:
-            print(f"[{self.index}/{self.total}] {what} ...", file=sys.stderr, flush=True)
+            log.info("[%d/%d] %s ...", self.index, self.total, what)
         yield
         if not self.quiet:
             took = time.perf_counter() - start
-            print(
-                f"[{self.index}/{self.total}] {what}: done in {took:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            log.info("[%d/%d] %s: done in %.1f s", self.index, self.total, what, took)
 
     def note(self, text: str) -> None:
         if not self.quiet:
-            print(f"      {text}", file=sys.stderr, flush=True)
+            log.info("      %s", text)
 
 
 def solve_main(args: argparse.Namespace) -> int:
@@ -244,6 +244,7 @@ def solve_main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     plan_path = Path(args.plan) if args.plan is not None else out.parent / "plan.json"
     _check_outputs(out, plan_path)
+    _check_inputs(args)
     with progress.step("reading inputs", announce=False):
         inputs = SolveInputs.load(
             users=args.users,
@@ -300,7 +301,8 @@ def solve_main(args: argparse.Namespace) -> int:
         )
     with progress.step("writing the report and the plan"):
         write_reports(out, plan_path, doc, inputs.hiqm)
-    print(_summary(doc, out, plan_path))
+    to_stdout = "-" in (str(out), str(plan_path))
+    print(_summary(doc, out, plan_path), file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -316,18 +318,33 @@ def _arg_text(value: Any) -> Any:
 
 
 def _check_outputs(out: Path, plan_path: Path) -> None:
-    if out.suffix.lower() != ".xlsx":
+    """Before any work: the report is an .xlsx file, the two outputs differ and both can be
+    written (``-`` is stdout, for one of them)."""
+    from .._outputs import check_output
+
+    if str(out) == "-" and str(plan_path) == "-":
+        raise InputError("--out and --plan cannot both be '-' (stdout)", field="--plan")
+    if str(out) != "-" and out.suffix.lower() != ".xlsx":
         raise InputError("the report must be an .xlsx file", file=out, field="--out")
-    if out.resolve() == plan_path.resolve():
+    if "-" not in (str(out), str(plan_path)) and out.resolve() == plan_path.resolve():
         raise InputError("--out and --plan name the same file", file=out, field="--plan")
-    for path, flag in ((out, "--out"), (plan_path, "--plan")):
-        if path.is_dir():
-            raise InputError("is a directory", file=path, field=flag)
-        parent = path.parent
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir():
-            raise InputError("its folder is a file", file=path, field=flag)
+    check_output(out, flag="--out", allow_stdout=True)
+    check_output(plan_path, flag="--plan", allow_stdout=True)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """An output must not overwrite an input, and at most one input reads stdin."""
+    inputs = [args.users, args.servers, args.config, args.hiqm, args.candidates, args.similarity]
+    named = [str(p) for p in inputs if p is not None]
+    if named.count("-") > 1:
+        raise InputError("only one input can be '-' (stdin)", field="-")
+    outs = [Path(args.out)] + ([Path(args.plan)] if args.plan is not None else [])
+    for path in inputs:
+        if path is None or str(path) == "-":
+            continue
+        for o in outs:
+            if str(o) != "-" and Path(path).resolve() == o.resolve():
+                raise InputError("an output would overwrite this input", file=path, field="--out")
 
 
 def _fmt(value: Any, spec: str, unit: str = "") -> str:
@@ -378,11 +395,9 @@ def _summary(doc: dict[str, Any], out: Path, plan_path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python solve.py ...``: parse, run, and turn bad input into one line and exit code 2."""
+    """``python solve.py ...``: the ``his-opt solve`` command under the same error contract."""
+    from . import _add_verbosity, run_parsed
+
     parser = build_solve_parser()
-    args = parser.parse_args(argv)
-    try:
-        return solve_main(args)
-    except InputError as err:
-        print(f"his-opt: error: {err}", file=sys.stderr)
-        return 2
+    _add_verbosity(parser)
+    return run_parsed(parser.parse_args(argv))

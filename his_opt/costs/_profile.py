@@ -7,7 +7,6 @@ board power that turns GPU time into energy.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,9 +154,9 @@ class GPUProfile:
                 file=source,
                 field="schema",
             )
-        for key in ("name", "rows", "step_latency_s"):
-            if key not in data:
-                raise InputError("missing", file=source, field=key)
+        from .._validate import GPUProfileFile, validate
+
+        validate(GPUProfileFile, data, source=source)
         known = set(cls.__dataclass_fields__)
         kwargs = {k: v for k, v in data.items() if k in known}
         for key in ("rows", "step_latency_s", "peak_memory_gib", "step_latency_iqr_s"):
@@ -174,15 +173,10 @@ class GPUProfile:
 
     @classmethod
     def load(cls, path: str | Path) -> GPUProfile:
-        """Read a profile JSON file."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise InputError("file not found", file=path) from err
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise InputError(f"not valid JSON ({err})", file=path) from err
-        return cls.from_dict(data, source=path)
+        """Read a profile JSON file (shared reader: a directory or bad JSON is one line)."""
+        from .._read import read_json
+
+        return cls.from_dict(read_json(path), source=path)
 
 
 @dataclass(frozen=True)
