@@ -259,6 +259,8 @@ def solve_main(args: argparse.Namespace) -> int:
         progress.note(
             f"{len(inputs.users)} users, {len(inputs.servers)} server(s), HIQM {inputs.hiqm_path}"
         )
+    for note in inputs.consistency:
+        log.warning("his-opt: warning: %s (recorded in the plan)", note)
     from ..app import build_solve_instance
 
     if inputs.similarity_table is not None:

@@ -5,7 +5,7 @@ Every problem raises ``InputError`` with one line naming the file, row and field
 """
 
 from ._candidates import load_candidates
-from ._inputs import SolveInputs
+from ._inputs import SolveInputs, check_consistency
 from ._servers import (
     CYCLE_PROFILE,
     SERVER_COLUMNS,
@@ -26,6 +26,7 @@ __all__ = [
     "USER_COLUMNS",
     "USER_INPUT_COLUMNS",
     "SolveInputs",
+    "check_consistency",
     "default_servers",
     "file_sha256",
     "load_candidates",

@@ -17,7 +17,7 @@ from ._similarity_table import SimilarityTable, load_similarity_table
 from ._table import file_sha256
 from ._users import load_users
 
-__all__ = ["SolveInputs"]
+__all__ = ["SolveInputs", "check_consistency"]
 
 
 @dataclass(eq=False)
@@ -34,6 +34,7 @@ class SolveInputs:
     seed: int | None = None
     files: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     similarity_table: SimilarityTable | None = None
+    consistency: list[str] = field(default_factory=list)
 
     @classmethod
     def load(
@@ -87,6 +88,7 @@ class SolveInputs:
                 file=hiqm_path,
                 field="total_steps",
             )
+        notes = check_consistency(scenario, model, hiqm_path, server_list, servers or config)
         sim_table = None if similarity is None else load_similarity_table(similarity)
         if similarity_model is not None and not Path(similarity_model).is_dir():
             raise InputError(
@@ -119,4 +121,57 @@ class SolveInputs:
             seed=seed,
             files=files,
             similarity_table=sim_table,
+            consistency=notes,
         )
+
+
+def check_consistency(
+    scenario: Scenario,
+    hiqm: Any,
+    hiqm_path: Path,
+    servers: list[EdgeServer],
+    servers_source: str | Path | None,
+) -> list[str]:
+    """Refuse a scenario that contradicts what its quality model or a GPU profile was measured
+    at (guidance scales, image size); return warnings for legitimate mixes (recorded in the
+    plan): a model that records nothing, a profile measured on a CPU or only estimated."""
+    notes: list[str] = []
+    fitted = getattr(hiqm, "fitted_at", None)
+    if fitted is None:
+        notes.append(f"{hiqm_path}: the quality model records no fitted_at (model, size, guidance)")
+    else:
+        for key in ("public_guidance_scale", "guidance_scale"):
+            if abs(float(fitted[key]) - float(getattr(scenario, key))) > 1e-9:
+                raise InputError(
+                    f"the scenario's {key} {getattr(scenario, key):g} differs from the "
+                    f"{fitted[key]:g} the quality model was fitted at ({hiqm_path}); pass a "
+                    "model fitted at these scales with --hiqm",
+                    file=hiqm_path,
+                    field=f"fitted_at.{key}",
+                )
+        for key in ("height", "width"):
+            if int(fitted[key]) != int(getattr(scenario, key)):
+                raise InputError(
+                    f"the scenario's {key} {getattr(scenario, key)} differs from the "
+                    f"{fitted[key]} px the quality model was fitted at",
+                    file=hiqm_path,
+                    field=f"fitted_at.{key}",
+                )
+    for server in servers:
+        prof = server.profile
+        resolution = getattr(prof, "resolution", None)
+        if resolution is None:
+            continue  # the paper's cycle model has no image size
+        if scenario.height != scenario.width or int(resolution) != int(scenario.height):
+            raise InputError(
+                f"GPU profile {prof.name!r} was measured at {resolution} px but the scenario "
+                f"generates {scenario.height}x{scenario.width}",
+                file=servers_source or "<scenario>",
+                field="profile" if servers_source else "server_profile",
+            )
+        device = str(getattr(prof, "device", "unknown"))
+        if device.lower().startswith("cpu"):
+            notes.append(f"server {server.name}: GPU profile {prof.name!r} was measured on a CPU")
+        elif getattr(prof, "kind", "") == "estimate":
+            notes.append(f"server {server.name}: GPU profile {prof.name!r} is an estimate")
+    return notes

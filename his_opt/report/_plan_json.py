@@ -230,8 +230,10 @@ def build_plan_document(
         "seed": inputs.seed,
         "python": platform.python_version(),
         "inputs": {k: v for k, v in inputs.files.items()},
+        "consistency_warnings": list(getattr(inputs, "consistency", [])),
         "hiqm": {
             **(inputs.files.get("hiqm") or {"file": str(inputs.hiqm_path)}),
+            "fitted_at": hiqm_dict.get("fitted_at"),
             "model": {k: hiqm_dict[k] for k in _HIQM_FIELDS if k in hiqm_dict}
             | {
                 "metrics": {
