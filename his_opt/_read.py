@@ -118,11 +118,15 @@ def _finite_float(token: str) -> float:
     return value
 
 
-def read_json(path: str | Path) -> Any:
-    """Parse a JSON file strictly: NaN, Infinity and numbers overflowing a float are errors."""
+def read_json(path: str | Path, *, allow_non_finite: bool = False) -> Any:
+    """Parse a JSON file strictly: NaN, Infinity and numbers overflowing a float are errors
+    (``allow_non_finite``: parsed, for a caller whose validator names the field)."""
     text = read_text(path)
+    strict: dict[str, Any] = (
+        {} if allow_non_finite else {"parse_constant": _reject_constant, "parse_float": _finite_float}
+    )
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return json.loads(text, **strict)
     except json.JSONDecodeError as err:
         raise InputError(
             f"not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})", file=_label(path)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from his_opt.cli import run_parsed
 from his_opt.cli._hiqm import _FORMS, add_fit_hiqm_parser, fit_hiqm_main
 from his_opt.hiqm import CANDIDATE_FORMS, HIQM, shifted_logistic
 
@@ -36,7 +37,7 @@ def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="his-opt")
     add_fit_hiqm_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fit-hiqm", *argv])
-    return args.func(args)
+    return run_parsed(args)
 
 
 def test_form_choices_match_library():

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from his_opt.allocation import GroupPlan, Plan, UserPlan, check_feasible, evaluate
-from his_opt.cli._solve import main
 from his_opt.app import build_solve_instance
+from his_opt.cli._solve import main
 from his_opt.io import SolveInputs
 from his_opt.report import PLAN_JSON_SCHEMA, SHEETS, validate_plan
 

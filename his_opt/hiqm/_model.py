@@ -361,7 +361,7 @@ class HIQM:
         """Read and validate a HIQM JSON file; raise InputError(file=path, field=...) if bad."""
         from .._read import read_json
 
-        return cls.from_dict(read_json(path), source=path)
+        return cls.from_dict(read_json(path, allow_non_finite=True), source=path)
 
 
 def default_hiqm_path(variant: str = "sim_npi") -> Path:
