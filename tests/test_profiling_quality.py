@@ -139,7 +139,7 @@ def test_dataset_with_missing_columns_is_refused(models: dict[str, str], tmp_pat
     bad = tmp_path / "bad.csv"
     bad.write_text("variant,similarity,common_steps\nplain,0.5,3\n")
     before = bad.read_bytes()
-    with pytest.raises(InputError, match="missing columns"):
+    with pytest.raises(InputError, match="not a profile-quality dataset"):
         run_quality_sweep(load_sweep(TINY), bad, progress=False, **models)
     assert bad.read_bytes() == before
 

@@ -112,7 +112,7 @@ def test_npi_variant_needs_negative_prompts() -> None:
 
 
 def test_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="sweep file not found"):
+    with pytest.raises(InputError, match="file not found"):
         load_sweep(tmp_path / "none.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: [unclosed\n")
