@@ -39,11 +39,29 @@ def plan_schema_path() -> Path:
     return shipped_dir("schemas") / "plan-1.json"
 
 
-def _schema_error(doc: Any, fail: Any) -> None:
+_FIGURES = ("similarity", "predicted_quality", "delay_s", "energy_j")
+
+
+def _run_schema() -> dict[str, Any]:
+    """The schema as ``generate`` needs it: every field it executes, none of the solver's
+    figures (totals, status, provenance and per-user predictions become optional)."""
+    import copy
+
+    schema = copy.deepcopy(PLAN_JSON_SCHEMA)
+    schema["required"] = ["schema", "scenario", "groups", "users"]
+    users = schema["properties"]["users"]["items"]
+    users["required"] = [k for k in users["required"] if k not in _FIGURES]
+    for key in ("totals", "status", "provenance"):
+        schema["properties"][key] = {"type": "object"}
+    return schema
+
+
+def _schema_error(doc: Any, fail: Any, purpose: str) -> None:
     """Run the JSON Schema; report the most relevant error as (field, row, message)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(PLAN_JSON_SCHEMA)
+    schema = PLAN_JSON_SCHEMA if purpose == "full" else _run_schema()
+    validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:
         return
@@ -64,11 +82,15 @@ def _schema_error(doc: Any, fail: Any) -> None:
     fail(message, ".".join(names) or None, row)
 
 
-def validate_plan(doc: Any, *, source: str | Path = "<plan>") -> None:
+def validate_plan(doc: Any, *, source: str | Path = "<plan>", purpose: str = "full") -> None:
     """Check a plan document's structure and invariants; ``InputError`` naming the first problem.
 
-    ``row`` in the error is the 1-based index in ``groups`` or ``users``.
+    ``row`` in the error is the 1-based index in ``groups`` or ``users``. ``purpose="run"``
+    (``generate``) does not require the solver's figures (totals, predictions); the
+    cross-field rules (x + y + z = T, membership, unique and file-safe ids) always hold.
     """
+    if purpose not in ("full", "run"):
+        raise ValueError(f"purpose must be 'full' or 'run', got {purpose!r}")
 
     def fail(msg: str, field: str | None = None, row: int | None = None) -> None:
         raise InputError(msg, file=source, row=row, field=field)
@@ -77,7 +99,7 @@ def validate_plan(doc: Any, *, source: str | Path = "<plan>") -> None:
         fail("a plan must be a JSON object")
     if doc.get("schema") != PLAN_SCHEMA_ID:
         fail(f"unknown schema {doc.get('schema')!r}, expected {PLAN_SCHEMA_ID!r}", "schema")
-    _schema_error(doc, fail)
+    _schema_error(doc, fail, purpose)
     total = doc["scenario"]["total_steps"]
     groups: dict[str, dict[str, Any]] = {}
     member_of: dict[str, str] = {}
