@@ -70,9 +70,9 @@ class PromptSimilarity:
             from sentence_transformers import SentenceTransformer
 
             given = None if self.model is None else Path(self.model)
-            if given is not None and (given.is_absolute() or str(self.model).startswith(".")):
-                if not given.is_dir():
-                    raise OSError(f"model folder {str(given)!r} does not exist or is not a folder")
+            looks_local = given is not None and (given.is_absolute() or str(given).startswith("."))
+            if looks_local and not given.is_dir():
+                raise OSError(f"model folder {str(given)!r} does not exist or is not a folder")
 
             self._encoder = SentenceTransformer(self.model_name_or_path, device=self.device)
         return self._encoder

@@ -5,8 +5,8 @@ Each subcommand lives in its own module; heavy libraries (torch, diffusers, tran
 imported only inside the subcommand that needs them, so ``his-opt solve --help`` stays fast.
 
 One error contract for all of them: bad input is one line ``his-opt: error: ...`` and exit 2;
-exit 1 only when ``solve`` finds no feasible plan; an unexpected failure is one line and exit 3
-(``--verbose`` adds the traceback). ``--quiet`` / ``--verbose`` set the ``logging`` level.
+exit 1 only when ``solve`` finds no feasible plan; a run that cannot finish (out of memory, a
+device failure, a bug) is one line and exit 3 (``--verbose`` adds the traceback). ``--quiet`` / ``--verbose`` set the ``logging`` level.
 """
 
 from __future__ import annotations
@@ -101,6 +101,12 @@ def run_parsed(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except RuntimeError as err:  # the run could not finish (out of memory, a failed device)
+        if verbose:
+            log.exception("traceback")
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"his-opt: error: {first}", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as err:  # the contract: one line, never a traceback (unless --verbose)
         if verbose:
             log.exception("traceback")

@@ -53,9 +53,8 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
 def generate_main(args: argparse.Namespace) -> int:
     """Run ``his-opt generate``; bad input raises :class:`InputError` before anything is written."""
     from .._errors import InputError
-    from ..inference._executor import load_plan, run_plan
-
     from .._outputs import check_output_dir
+    from ..inference._executor import load_plan, run_plan
     from ._similarity import check_torch_device
 
     plan = load_plan(args.plan)
