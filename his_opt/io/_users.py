@@ -205,22 +205,6 @@ def _parse_user(
             row=rec.row,
             field="device_power_w",
         )
-    use_cycles = any(v is not None for v in cycles.values()) or (
-        measured["device_step_s"] is None
-        and measured["device_power_w"] is None
-        and sc.device_model == "cycles"
-    )
-    if use_cycles:
-        device = DeviceModel.from_cycles(
-            _or(cycles["device_cycles_per_step"], sc.device_cycles_per_step),
-            _or(cycles["device_freq_hz"], clock),
-            _or(cycles["device_kappa"], sc.device_kappa),
-        )
-    else:
-        device = DeviceModel.from_power(
-            _or(measured["device_step_s"], sc.device_step_s),
-            _or(measured["device_power_w"], sc.device_power_w),
-        )
     if measured["device_step_s"] is not None and measured["device_step_s"] > MAX_STEP_S:
         raise InputError(
             f"must be at most {MAX_STEP_S:g} s per step, got {cells['device_step_s']!r} "
@@ -229,6 +213,31 @@ def _parse_user(
             row=rec.row,
             field="device_step_s",
         )
+    use_cycles = any(v is not None for v in cycles.values()) or (
+        measured["device_step_s"] is None
+        and measured["device_power_w"] is None
+        and sc.device_model == "cycles"
+    )
+    try:
+        if use_cycles:
+            device = DeviceModel.from_cycles(
+                _or(cycles["device_cycles_per_step"], sc.device_cycles_per_step),
+                _or(cycles["device_freq_hz"], clock),
+                _or(cycles["device_kappa"], sc.device_kappa),
+            )
+        else:
+            device = DeviceModel.from_power(
+                _or(measured["device_step_s"], sc.device_step_s),
+                _or(measured["device_power_w"], sc.device_power_w),
+            )
+    except ValueError as err:
+        field = "device_cycles_per_step" if use_cycles else "device_power_w"
+        raise InputError(
+            f"the device figures give {str(err).rstrip('.')} (line {rec.line})",
+            file=label,
+            row=rec.row,
+            field=field,
+        ) from None
     deadline, min_quality = num("deadline_s"), num("min_quality")
     if min_quality is not None and min_quality > 1:
         raise InputError(
