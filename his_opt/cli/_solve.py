@@ -259,8 +259,9 @@ def solve_main(args: argparse.Namespace) -> int:
         progress.note(
             f"{len(inputs.users)} users, {len(inputs.servers)} server(s), HIQM {inputs.hiqm_path}"
         )
-    for note in inputs.consistency:
-        log.warning("his-opt: warning: %s (recorded in the plan)", note)
+    for note in inputs.consistency:  # an estimated profile is the shipped default: a note only
+        level = logging.INFO if "is an estimate" in note else logging.WARNING
+        log.log(level, "his-opt: warning: %s (recorded in the plan)", note)
     from ..app import build_solve_instance
 
     if inputs.similarity_table is not None:
