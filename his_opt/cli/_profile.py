@@ -30,7 +30,7 @@ def add_profile_quality_parser(subparsers: Any) -> argparse.ArgumentParser:
         "profile-quality",
         help="measure image quality of hybrid inference over a sweep (CLIP, BRISQUE)",
         description=(
-            "Run SWEEP (a YAML file under profiling/sweeps/) with the hybrid engine: per "
+            "Run SWEEP (a YAML file; shipped ones in his_opt/data/sweeps/) with the hybrid engine: per "
             "(public prompt, seed, variant) the public trajectory runs once and every (personal "
             "prompt, common steps x) branch continues from it. Each image is scored (CLIP "
             "alignment, CLIP similarity to the unshared x=0 image, BRISQUE) and appended to the "

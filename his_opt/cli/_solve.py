@@ -37,10 +37,11 @@ inputs:
                 bandwidth_hz, tx_power_w, channel_gain, deadline_s, min_quality, subject
                 (empty cells take the scenario's defaults; columns starting with '_' are notes)
   --servers     CSV or YAML: name, profile, budget_s[, max_batch_images]; profile is a name
-                under models/gpu/, a profile JSON path, or 'cycle' (paper's cycle model, with
+                in $HIS_OPT_MODELS/gpu/ or shipped, a profile JSON path, or 'cycle' (paper's cycle model, with
                 optional cycles_per_step, freq_hz, kappa). Default: one server 'es1' with the
                 scenario's server_profile and server_budget_s.
-  --config      YAML or TOML with any Scenario field (see examples/scenario.yaml).
+  --config      YAML or TOML with any Scenario field (`his-opt examples` copies scenario.yaml).
+  --similarity  precomputed matrix: `his-opt similarity PROMPTS.txt --labels prompt --out F`.
   --candidates  public-prompt candidates, one per line ('#' comments). Default: the users'
                 own prompts.
 
@@ -49,12 +50,15 @@ outputs:
   --plan        JSON plan, schema his-opt/plan/1. Default: plan.json beside --out.
 
 exit status: 0 done; 1 no feasible plan; 2 bad input (one line naming file, row and field;
-nothing is written).
+nothing is written); 3 the run could not finish (one line; --verbose for the traceback).
+'-' reads USERS.csv (or one other input) from stdin, and writes --plan or --out to stdout.
 
 examples:
-  python solve.py examples/users.csv --out out/report.xlsx --plan out/plan.json
-  python solve.py examples/users.csv --servers examples/servers.csv --time-limit 60 --seed 1
-  python solve.py examples/users_paper.csv --config examples/paper_cycle.yaml --seed 0
+  his-opt examples ex     # copy the shipped examples into ./ex
+  his-opt solve ex/users.csv --out out/report.xlsx --plan out/plan.json
+  his-opt solve ex/users.csv --servers ex/servers.csv --time-limit 60 --seed 1
+  his-opt solve ex/users_paper.csv --config ex/paper_cycle.yaml --seed 0
+  his-opt solve ex/users_small.csv --similarity ex/users_small_similarity.csv --plan -
 """
 
 
@@ -91,14 +95,14 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="F",
         type=Path,
         help="scenario config (YAML or TOML); default: built-in defaults "
-        "(see examples/scenario.yaml)",
+        "(`his-opt examples` copies scenario.yaml, which lists them)",
     )
     parser.add_argument(
         "--hiqm",
         metavar="F",
         type=Path,
         help="quality model JSON (schema his-opt/hiqm/1); default: the shipped "
-        "models/hiqm/<variant>.json for the scenario's variant",
+        "hiqm/<variant>.json for the scenario's variant ($HIS_OPT_MODELS first)",
     )
     parser.add_argument(
         "--candidates",
