@@ -118,3 +118,14 @@ def test_a_model_without_fitted_at_is_recorded_in_the_plan(tmp_path, monkeypatch
     assert "records no fitted_at" in capsys.readouterr().err
     warnings = json.loads((tmp_path / "plan.json").read_text())["provenance"]["consistency_warnings"]
     assert any("records no fitted_at" in w for w in warnings)
+
+
+def test_quiet_silences_messages_and_library_progress_bars(tmp_path):
+    (tmp_path / "p.txt").write_text("a cat on a sofa\na dog on a sofa\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "his_opt", "similarity", "p.txt", "--out", "s.csv", "-q"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == ""
+    assert (tmp_path / "s.csv").read_text().startswith("prompt,0,1\n")
