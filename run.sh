@@ -12,7 +12,7 @@ setup() {
         .venv/bin/python -m pip install -q --upgrade pip
         # The CPU wheel first: an open torch range alone would pull a multi-GB CUDA build.
         .venv/bin/python -m pip install -q torch==2.13.0
-        .venv/bin/python -m pip install -q -e ".[dev]"
+        .venv/bin/python -m pip install -q -e ".[dev,ray]"
         touch .venv/.setup-stamp
     fi
 }
@@ -22,7 +22,7 @@ case "${1:-}" in
     demo)
         setup
         shift
-        .venv/bin/python solve.py examples/users.csv --out out/report.xlsx --plan out/plan.json "$@"
+        .venv/bin/python solve.py his_opt/data/examples/users.csv --out out/report.xlsx --plan out/plan.json "$@"
         ;;
     test)
         setup

@@ -23,7 +23,7 @@ def shipped_sweeps() -> None:
     from his_opt.profiling import block_rows_estimate, load_sweep
 
     print(f"{'sweep':<22} {'images':>7} {'engine rows':>12} {'per-image rows':>15} {'ratio':>6}")
-    for path in sorted((ROOT / "profiling" / "sweeps").glob("*.yaml")):
+    for path in sorted((ROOT / "his_opt" / "data" / "sweeps").glob("*.yaml")):
         sweep = load_sweep(path)
         engine, per_image = block_rows_estimate(sweep)
         print(

@@ -22,13 +22,15 @@ class InputError(ValueError):
         row: int | None = None,
         field: str | None = None,
     ) -> None:
-        self.file = None if file is None else str(file)
+        self.file = None if file is None else ("<stdin>" if str(file) == "-" else str(file))
         self.row = row
         self.field = field
         self.message = message
         super().__init__(self._format())
 
     def _format(self) -> str:
+        if self.file is None and self.field is not None and self.field.startswith("-"):
+            return f"{self.field}: {self.message}"  # a command-line option, not a file
         where = self.file or "<input>"
         if self.row is not None:
             where += f": row {self.row}"

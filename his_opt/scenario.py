@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ._errors import InputError
 
-__all__ = ["VARIANTS", "Scenario", "load_scenario"]
+__all__ = ["MAX_STEP_S", "VARIANTS", "Scenario", "load_scenario"]
+
+MAX_STEP_S = 3600.0
+"""Longest plausible time of one denoising step on any device (1 h): guards against typos."""
 
 VARIANTS: dict[str, dict[str, float]] = {
     # as measured in the reference data (SD3 Medium, 1024 px, 28 steps)
@@ -111,8 +111,11 @@ class Scenario:
             fail("device_model", "must be 'measured' or 'cycles'")
         if self.device_freq_min_hz > self.device_freq_max_hz:
             fail("device_freq_min_hz", "exceeds device_freq_max_hz")
-        if self.height % 16 or self.width % 16:
-            fail("height", "height and width must be multiples of 16")
+        for side in ("height", "width"):
+            if getattr(self, side) < 16 or getattr(self, side) % 16:
+                fail(side, f"must be a positive multiple of 16 (the latent patch), got {getattr(self, side)}")
+        if self.device_step_s > MAX_STEP_S:
+            fail("device_step_s", f"must be at most {MAX_STEP_S:g} s per step, got {self.device_step_s:g}")
         if self.min_share_similarity is not None and not -1 <= self.min_share_similarity <= 1:
             fail("min_share_similarity", "must lie in [-1, 1] (a cosine similarity)")
         if self.max_groups is not None and self.max_groups < 1:
@@ -147,24 +150,9 @@ def load_scenario(path: str | Path | None = None, **overrides: Any) -> Scenario:
     data: dict[str, Any] = {}
     source: str | Path = path if path is not None else "<scenario>"
     if path is not None:
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError as err:
-            raise InputError("file not found", file=path) from err
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise InputError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=path) from err
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise InputError(f"malformed config: {msg}", file=path) from err
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise InputError("config must be a mapping of scenario fields", file=path)
+        from ._read import read_mapping
+
+        data = read_mapping(path, what="config")
     data = {**data, **overrides}
     known = {f.name: f for f in fields(Scenario)}
     for key in data:

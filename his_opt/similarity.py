@@ -69,6 +69,11 @@ class PromptSimilarity:
         if self._encoder is None:
             from sentence_transformers import SentenceTransformer
 
+            given = None if self.model is None else Path(self.model)
+            looks_local = given is not None and (given.is_absolute() or str(given).startswith("."))
+            if looks_local and not given.is_dir():
+                raise OSError(f"model folder {str(given)!r} does not exist or is not a folder")
+
             self._encoder = SentenceTransformer(self.model_name_or_path, device=self.device)
         return self._encoder
 
@@ -137,13 +142,10 @@ def read_prompts(path: str | Path) -> list[str]:
     (and the line as ``row``) when it cannot be read, a line is not valid UTF-8, or it holds no
     prompt at all.
     """
+    from ._read import check_text, read_bytes
+
+    raw = read_bytes(path)
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as err:
-        raise InputError("file not found", file=path) from err
-    except OSError as err:
-        raise InputError(f"cannot read ({err})", file=path) from err
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     prompts = []
@@ -159,7 +161,7 @@ def read_prompts(path: str | Path) -> list[str]:
             ) from err
         text = text.strip()
         if text:
-            prompts.append(text)
+            prompts.append(check_text(text, file=path, row=lineno, field="prompt"))
     if not prompts:
         raise InputError("no prompts (the file is empty or blank; one prompt per line)", file=path)
     return prompts

@@ -15,6 +15,8 @@ from pathlib import Path
 
 SHIPPED = (
     Path(__file__).resolve().parents[1]
+    / "his_opt"
+    / "data"
     / "models"
     / "gpu"
     / "sd3-medium-1024-fp16-a100-estimate.json"

@@ -3,7 +3,7 @@
 # go. Written for the device tool's machines (PyTorch there, no diffusers, no network):
 # carry the wheels folder .whl (diffusers, importlib_metadata) and run from the repository root:
 #
-#   bash profiling/gpu_profile_run.sh            # profiles land in $OUT/gpu/ (or models/gpu/)
+#   bash profiling/gpu_profile_run.sh            # profiles land in $OUT/gpu/ (or ./gpu/)
 #
 # Each dtype runs under its own time limit; a failure in one does not stop the other.
 set -u
@@ -13,8 +13,8 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH="/tmp/site:${PWD}${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-if [ -n "${OUT:-}" ]; then export HIS_OPT_MODELS="$OUT"; fi
-dest="${HIS_OPT_MODELS:-models}"
+dest="${OUT:-.}"
+mkdir -p "${dest}/gpu"
 logs="${OUT:-/tmp}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,power.limit --format=csv,noheader || true
 status=0
@@ -22,7 +22,8 @@ for dtype in float16 bfloat16; do
   echo "== profile-gpu sd3-medium 1024 ${dtype} =="
   timeout "${PROFILE_TIMEOUT_S:-200}" python3 -m his_opt.cli._profile profile-gpu \
     --arch sd3-medium --resolution 1024 --dtype "${dtype}" \
-    --batch-sizes "${BATCH_SIZES:-1,2,4,8,16}" 2>&1 | tee "${logs}/profile-gpu-${dtype}.log"
+    --batch-sizes "${BATCH_SIZES:-1,2,4,8,16}" \
+    --out "${dest}/gpu/sd3-medium-1024-${dtype}.json" 2>&1 | tee "${logs}/profile-gpu-${dtype}.log"
   rc=${PIPESTATUS[0]}
   echo "== ${dtype}: exit ${rc} =="
   [ "${rc}" -ne 0 ] && status=1

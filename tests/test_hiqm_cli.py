@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from his_opt.cli import run_parsed
 from his_opt.cli._hiqm import _FORMS, add_fit_hiqm_parser, fit_hiqm_main
 from his_opt.hiqm import CANDIDATE_FORMS, HIQM, shifted_logistic
 
@@ -36,7 +37,7 @@ def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="his-opt")
     add_fit_hiqm_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["fit-hiqm", *argv])
-    return args.func(args)
+    return run_parsed(args)
 
 
 def test_form_choices_match_library():
@@ -105,9 +106,9 @@ def test_shipped_files_came_from_this_command():
         pytest.skip(f"reference data not found at {REFERENCE}")
     repo = Path(__file__).resolve().parents[1]
     for variant in ("plain", "sim_npi"):
-        doc = json.loads((repo / "models" / "hiqm" / f"{variant}.json").read_text())
+        doc = json.loads((repo / "his_opt" / "data" / "models" / "hiqm" / f"{variant}.json").read_text())
         argv = shlex.split(doc["provenance"]["command"])
         assert argv[2] == "../shared/reference/hiqm_sd3_medium_clip.csv"
-        assert argv[argv.index("--out") + 1] == f"models/hiqm/{variant}.json"
+        assert argv[argv.index("--out") + 1] == f"his_opt/data/models/hiqm/{variant}.json"
         assert argv[argv.index("--variant") + 1] == variant
-        assert (repo / "models" / "hiqm" / f"{variant}.png").is_file()
+        assert (repo / "his_opt" / "data" / "models" / "hiqm" / f"{variant}.png").is_file()

@@ -116,7 +116,7 @@ def test_plain_identical_anchor_beats_clamp_in_lobo(reference):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shipped_models_reproduce_from_reference(reference, variant):
-    shipped = HIQM.load(REPO / "models" / "hiqm" / f"{variant}.json")
+    shipped = HIQM.load(REPO / "his_opt" / "data" / "models" / "hiqm" / f"{variant}.json")
     refit = fit_hiqm(reference, variant, source=REFERENCE).model
     assert shipped.form == refit.form
     assert shipped.extrapolation["above"] == refit.extrapolation["above"]

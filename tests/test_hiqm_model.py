@@ -15,7 +15,7 @@ from his_opt._errors import InputError
 from his_opt.hiqm import HIQM, HIQM_SCHEMA, default_hiqm_path, load_default_hiqm
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = {v: HIQM.load(REPO / "models" / "hiqm" / f"{v}.json") for v in ("plain", "sim_npi")}
+SHIPPED = {v: HIQM.load(REPO / "his_opt" / "data" / "models" / "hiqm" / f"{v}.json") for v in ("plain", "sim_npi")}
 POLY = HIQM(
     variant="test",
     total_steps=28,
@@ -95,7 +95,7 @@ def test_predict_broadcasts_and_validates():
 
 
 def test_default_model_location_and_env_override(tmp_path, monkeypatch):
-    assert default_hiqm_path() == REPO / "models" / "hiqm" / "sim_npi.json"
+    assert default_hiqm_path() == REPO / "his_opt" / "data" / "models" / "hiqm" / "sim_npi.json"
     assert load_default_hiqm().variant == "sim_npi"
     assert load_default_hiqm("plain").variant == "plain"
     (tmp_path / "hiqm").mkdir()

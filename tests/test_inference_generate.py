@@ -215,47 +215,73 @@ def _broken(change) -> dict:
     [
         (
             lambda p: p["users"][1].update(group_id="g9"),
-            "users[1].group_id",
-            "group 'g9' does not exist",
+            "row 2: field 'users.group_id'",
+            "unknown group 'g9'",
         ),
         (
             lambda p: p["groups"][0]["members"].append("u9"),
-            "groups[0].members",
-            "user 'u9' does not exist",
+            "field 'groups.members'",
+            "without a user entry",
         ),
         (
             lambda p: p["users"][0].update(device_steps=1),
-            "users[0].device_steps",
-            "expected scenario.total_steps = 4",
+            "row 1: field 'users.device_steps'",
+            "total_steps = 4",
         ),
-        (lambda p: p["groups"][0].update(common_steps=4), "groups[0].common_steps", r"0\.\.3"),
+        (
+            lambda p: p["groups"][0].update(common_steps=4),
+            "row 1: field 'groups.common_steps'",
+            "total_steps - 1 = 3",
+        ),
         (
             lambda p: p["groups"][0].update(public_prompt=None),
-            "groups[0].public_prompt",
-            "no public prompt",
+            "row 1: field 'groups.public_prompt'",
+            "without public prompt",
         ),
-        (lambda p: p["users"][3].update(user_id="u1"), "users[3].user_id", "duplicate user"),
-        (lambda p: p["users"][0].update(user_id="../evil"), "users[0].user_id", "file-name-safe"),
-        (lambda p: p.update(schema="his-opt/plan/0"), "schema", "expected 'his-opt/plan/1'"),
-        (lambda p: p["scenario"].pop("total_steps"), "scenario.total_steps", "positive integer"),
+        (
+            lambda p: p["users"][3].update(user_id="u1"),
+            "row 4: field 'users.user_id'",
+            "duplicate user",
+        ),
+        (
+            lambda p: p["users"][0].update(user_id="../evil"),
+            "row 1: field 'users.user_id'",
+            "not safe as a file name",
+        ),
+        (
+            lambda p: p.update(schema="his-opt/plan/0"),
+            "field 'schema'",
+            "expected 'his-opt/plan/1'",
+        ),
+        (lambda p: p["scenario"].pop("total_steps"), "field 'scenario.total_steps'", "missing"),
         (
             lambda p: p["groups"][1]["members"].append("u1"),
-            "groups[1].members",
-            "belongs to group 'g1'",
+            "row 2: field 'groups.public_prompt'",
+            "one member",
         ),
         (
             lambda p: p["users"][1].update(common_steps=1, edge_steps=2),
-            "users[1].common_steps",
-            "differs from group",
+            "row 2: field 'users.common_steps'",
+            "differs from its group",
         ),
-        (lambda p: p.update(users=[]), "users", "non-empty list"),
+        (lambda p: p.update(users=[]), "field 'users'", "non-empty"),
+        (
+            lambda p: p["users"][0].update(edge_steps="2"),
+            "row 1: field 'users.edge_steps'",
+            "not of type 'integer'",
+        ),
+        (
+            lambda p: p["groups"][0].update(members="u1"),
+            "row 1: field 'groups.members'",
+            "not of type 'array'",
+        ),
     ],
 )
 def test_bad_plan_names_file_and_field_and_writes_nothing(tmp_path, change, field, match):
     plan_path = _write_plan(tmp_path / "plan.json", _broken(change))
     with pytest.raises(InputError, match=match) as err:
         _generate(plan_path, tmp_path / "out")
-    assert str(err.value).startswith(f"{plan_path}: field '{field}'")
+    assert str(err.value).startswith(f"{plan_path}: {field}: ")
     assert not (tmp_path / "out").exists()
 
 

@@ -14,7 +14,7 @@ from his_opt.io import USER_COLUMNS, load_candidates, load_servers, load_users
 from his_opt.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "his_opt" / "data" / "examples"
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:

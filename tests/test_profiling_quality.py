@@ -18,7 +18,7 @@ from his_opt.quality import BrisqueScorer, ClipScorer, build_tiny_clip
 from his_opt.similarity import PromptSimilarity
 from his_opt.testing import build_tiny_sd3_pipeline
 
-TINY = Path(__file__).resolve().parents[1] / "profiling" / "sweeps" / "tiny_test.yaml"
+TINY = Path(__file__).resolve().parents[1] / "his_opt" / "data" / "sweeps" / "tiny_test.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_dataset_with_missing_columns_is_refused(models: dict[str, str], tmp_pat
     bad = tmp_path / "bad.csv"
     bad.write_text("variant,similarity,common_steps\nplain,0.5,3\n")
     before = bad.read_bytes()
-    with pytest.raises(InputError, match="missing columns"):
+    with pytest.raises(InputError, match="not a profile-quality dataset"):
         run_quality_sweep(load_sweep(TINY), bad, progress=False, **models)
     assert bad.read_bytes() == before
 

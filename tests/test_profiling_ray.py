@@ -12,7 +12,7 @@ from his_opt.profiling import KEY_COLUMNS, load_sweep, run_quality_sweep
 from his_opt.quality import build_tiny_clip
 from his_opt.testing import build_tiny_sd3_pipeline
 
-TINY = Path(__file__).resolve().parents[1] / "profiling" / "sweeps" / "tiny_test.yaml"
+TINY = Path(__file__).resolve().parents[1] / "his_opt" / "data" / "sweeps" / "tiny_test.yaml"
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import yaml
 from his_opt._errors import InputError
 from his_opt.profiling import BUILTIN_VARIANTS, block_rows_estimate, load_sweep, sweep_from_dict
 
-SWEEPS = Path(__file__).resolve().parents[1] / "profiling" / "sweeps"
+SWEEPS = Path(__file__).resolve().parents[1] / "his_opt" / "data" / "sweeps"
 
 
 def _minimal(**overrides: object) -> dict:
@@ -112,7 +112,7 @@ def test_npi_variant_needs_negative_prompts() -> None:
 
 
 def test_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="sweep file not found"):
+    with pytest.raises(InputError, match="file not found"):
         load_sweep(tmp_path / "none.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: [unclosed\n")

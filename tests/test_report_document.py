@@ -14,7 +14,7 @@ from his_opt.io import SolveInputs, load_servers, load_users
 from his_opt.report import build_plan_document, validate_plan
 from his_opt.scenario import Scenario
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "his_opt" / "data" / "examples"
 
 
 @pytest.fixture(scope="module")

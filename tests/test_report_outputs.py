@@ -149,7 +149,7 @@ def test_valid_plan_passes_both_checks(plan):
         (lambda d: d["groups"][0]["members"].remove("u2"), "users.group_id", "not listed"),
         (lambda d: d["groups"][1].update(common_steps=3), "groups.public_prompt", "one member"),
         (lambda d: d["users"][0].update(similarity="high"), "users.similarity", "number"),
-        (lambda d: d["users"][0].update(edge_steps=-1), "users.edge_steps", ">= 0"),
+        (lambda d: d["users"][0].update(edge_steps=-1), "users.edge_steps", "minimum of 0"),
         (lambda d: d["users"][2].update(user_id="u1"), "users.user_id", "duplicate"),
         (lambda d: d.pop("totals"), "totals", "missing"),
         (lambda d: d.update(schema="his-opt/plan/0"), "schema", "unknown schema"),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from his_opt._errors import InputError
+from his_opt.cli import run_parsed
 from his_opt.cli._similarity import add_similarity_parser, similarity_main
 from his_opt.similarity import (
     PromptSimilarity,
@@ -104,7 +105,7 @@ def _run(argv: list[str]) -> int:
     add_similarity_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["similarity", *argv])
     assert args.func is similarity_main
-    return args.func(args)
+    return run_parsed(args)
 
 
 def test_cli_writes_matrix(sim, tmp_path, capsys):

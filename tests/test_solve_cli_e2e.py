@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 
 from his_opt.allocation import GroupPlan, Plan, UserPlan, check_feasible, evaluate
+from his_opt.app import build_solve_instance
 from his_opt.cli._solve import main
 from his_opt.io import SolveInputs
 from his_opt.report import PLAN_JSON_SCHEMA, SHEETS, validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "his_opt" / "data" / "examples"
 
 
 def plan_from_document(doc: dict) -> Plan:
@@ -124,8 +125,7 @@ def check_agreement(doc: dict, out: Path) -> None:
 def check_feasible_and_objective(doc: dict, similarity, users: Path, **files) -> None:
     """Rebuild the instance from the same inputs and re-evaluate the plan from its JSON."""
     inputs = SolveInputs.load(users, seed=doc["provenance"]["seed"], **files)
-    inputs.similarity = similarity
-    inst = inputs.build_instance()
+    inst = build_solve_instance(inputs, similarity=similarity)
     plan = plan_from_document(doc)
     assert check_feasible(inst, plan) == []
     ev = evaluate(inst, plan)

@@ -10,7 +10,7 @@ import pytest
 from his_opt.cli._solve import build_solve_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "his_opt" / "data" / "examples"
 GOOD_USERS = "user_id,prompt\na,a cat on a sofa\nb,a dog on a sofa\n"
 
 
@@ -103,7 +103,7 @@ def test_unknown_server_profile_in_config(work, capsys):
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("total_steps: [28\n", "malformed config"),
+        ("total_steps: [28\n", "not valid YAML"),
         ("w_qualty: 3\n", "field 'w_qualty': unknown scenario field"),
         ("w_delay: fast\n", "field 'w_delay': must be a number"),
         ("- 1\n- 2\n", "config must be a mapping"),
@@ -116,7 +116,7 @@ def test_malformed_config(work, capsys, text, words):
 
 
 def test_hiqm_failing_validation(work, capsys):
-    data = json.loads((ROOT / "models" / "hiqm" / "sim_npi.json").read_text())
+    data = json.loads((ROOT / "his_opt" / "data" / "models" / "hiqm" / "sim_npi.json").read_text())
     data["params"]["knots"][1]["K"] = -0.5  # quality would rise with shared steps
     hiqm = write(work, "h.json", json.dumps(data))
     line = run_bad(work, capsys, "users.csv", "--hiqm", hiqm)
@@ -127,7 +127,7 @@ def test_hiqm_not_json_and_wrong_variant(work, capsys):
     assert "h.json: not valid JSON" in run_bad(
         work, capsys, "users.csv", "--hiqm", write(work, "h.json", "{oops")
     )
-    plain = str(ROOT / "models" / "hiqm" / "plain.json")
+    plain = str(ROOT / "his_opt" / "data" / "models" / "hiqm" / "plain.json")
     line = run_bad(work, capsys, "users.csv", "--hiqm", plain)
     assert "plain.json: field 'variant'" in line
 

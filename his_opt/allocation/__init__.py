@@ -44,7 +44,7 @@ from ._bruteforce import brute_force
 from ._diagnose import diagnose, smallest_budgets
 from ._enumerate import exact_optimum
 from ._evaluate import Evaluation, check_feasible, evaluate, simulate_gpu_time
-from ._instance import USER_TABLE_COLUMNS, Instance, build_instance
+from ._instance import USER_TABLE_COLUMNS, Instance, build_instance, public_candidates
 from ._result import (
     FEASIBLE_GAP,
     INFEASIBLE,
@@ -93,6 +93,7 @@ __all__ = [
     "iis",
     "optimize_split",
     "ppgfis",
+    "public_candidates",
     "run_baselines",
     "simulate_gpu_time",
     "smallest_budgets",

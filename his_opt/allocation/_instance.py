@@ -25,7 +25,7 @@ import numpy as np
 from ..costs import Channel, EdgeServer, latent_bits
 from ..scenario import Scenario
 
-__all__ = ["Instance", "build_instance", "USER_TABLE_COLUMNS"]
+__all__ = ["Instance", "USER_TABLE_COLUMNS", "build_instance", "public_candidates"]
 
 USER_TABLE_COLUMNS: tuple[str, ...] = (
     "user_id",
@@ -161,25 +161,29 @@ class Instance:
         return list(classes.values())
 
 
-def _as_similarity_matrix(similarity: Any, publics: list[str], prompts: list[str]) -> np.ndarray:
-    n_p, n_u = len(publics), len(prompts)
-    if similarity is None:
-        from ..similarity import PromptSimilarity
+def public_candidates(prompts: Sequence[str], candidates: Sequence[str] | None = None) -> list[str]:
+    """The public-prompt candidates of an instance: ``candidates`` deduplicated in order, or by
+    default the users' distinct prompts in order of first use (rows of the similarity matrix)."""
+    if candidates is None:
+        return list(dict.fromkeys(str(p) for p in prompts))
+    publics = list(dict.fromkeys(str(c) for c in candidates))
+    if not publics:
+        raise ValueError("candidates must hold at least one public prompt")
+    return publics
 
-        similarity = PromptSimilarity()
-    if hasattr(similarity, "matrix"):
-        unique = list(dict.fromkeys(publics + prompts))
-        full = np.asarray(similarity.matrix(unique), dtype=float)
-        index = {t: i for i, t in enumerate(unique)}
-        ip = np.array([index[t] for t in publics], dtype=int)
-        iu = np.array([index[t] for t in prompts], dtype=int)
-        sim = full[np.ix_(ip, iu)]
-    else:
-        sim = np.array(similarity, dtype=float)
-        if sim.shape != (n_p, n_u):
-            raise ValueError(
-                f"similarity matrix must have shape (publics, users) = {(n_p, n_u)}, got {sim.shape}"
-            )
+
+def _as_similarity_matrix(similarity: Any, n_p: int, n_u: int) -> np.ndarray:
+    """The ``(publics, users)`` cosine matrix as finite floats in [-1, 1]."""
+    if similarity is None or hasattr(similarity, "matrix"):
+        raise ValueError(
+            "similarity must be a (publics, users) array of cosines; compute it with "
+            "his_opt.app.similarity_matrix or read one with his_opt.io.load_similarity_table"
+        )
+    sim = np.array(similarity, dtype=float)
+    if sim.shape != (n_p, n_u):
+        raise ValueError(
+            f"similarity matrix must have shape (publics, users) = {(n_p, n_u)}, got {sim.shape}"
+        )
     if not np.all(np.isfinite(sim)) or np.any(np.abs(sim) > 1.0 + 1e-6):
         raise ValueError("similarity values must be finite and within [-1, 1]")
     return np.clip(sim, -1.0, 1.0)
@@ -196,9 +200,9 @@ def build_instance(
 ) -> Instance:
     """Build the :class:`Instance` from the canonical users table (a pandas DataFrame).
 
-    ``similarity`` is an object with ``.matrix(a, b=None)`` (default ``PromptSimilarity()``,
-    loaded lazily) or a precomputed ``(publics, users)`` array. Public-prompt candidates are
-    ``candidates`` (deduplicated, in order) or, by default, the users' distinct prompts in order of
+    ``similarity`` is the ``(publics, users)`` array of cosines (numbers only: this layer loads
+    no embedding model). Public-prompt candidates (its rows) are :func:`public_candidates`:
+    ``candidates`` deduplicated in order or, by default, the users' distinct prompts in order of
     first use. ``random_state`` seeds the image seeds written into plans.
     Raises ``ValueError`` on API misuse (missing columns, bad arrays, a HIQM for another T).
     """
@@ -229,14 +233,8 @@ def build_instance(
 
     negatives = [opt_str(v) for v in users["negative_prompt"]]
     subjects = [opt_str(v) for v in users["subject"]]
-    if candidates is None:
-        publics = list(dict.fromkeys(prompts))
-    else:
-        publics = [str(c) for c in candidates]
-        if not publics:
-            raise ValueError("candidates must hold at least one public prompt")
-        publics = list(dict.fromkeys(publics))
-    sim = _as_similarity_matrix(similarity, publics, prompts)
+    publics = public_candidates(prompts, candidates)
+    sim = _as_similarity_matrix(similarity, len(publics), len(prompts))
     index = {t: i for i, t in enumerate(publics)}
     own = np.array([index.get(p, -1) for p in prompts], dtype=int)
 

@@ -68,6 +68,19 @@ class GroupPlan:
             "members": list(self.members),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GroupPlan:
+        """Inverse of :meth:`to_dict` (validate the document first: ``his_opt.plan``)."""
+        return cls(
+            group_id=d["group_id"],
+            server=d["server"],
+            public_index=d.get("public_index"),
+            public_prompt=d["public_prompt"],
+            common_steps=d["common_steps"],
+            members=tuple(d["members"]),
+            seed=d["seed"],
+        )
+
 
 @dataclass(frozen=True)
 class UserPlan:
@@ -101,6 +114,11 @@ class UserPlan:
             "energy_j": self.energy_j,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UserPlan:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -124,6 +142,19 @@ class Plan:
             "status": dict(self.status),
             "provenance": dict(self.provenance),
         }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Plan:
+        """A ``Plan`` from a ``his-opt/plan/1`` document (check it with
+        ``his_opt.plan.validate_plan`` first: this only converts)."""
+        return cls(
+            groups=tuple(GroupPlan.from_dict(g) for g in doc["groups"]),
+            users=tuple(UserPlan.from_dict(u) for u in doc["users"]),
+            scenario=dict(doc["scenario"]),
+            totals=dict(doc.get("totals", {})),
+            status=dict(doc.get("status", {})),
+            provenance=dict(doc.get("provenance", {})),
+        )
 
     def to_decision(self, inst: Instance) -> Decision:
         """The plan as arrays over ``inst`` (ValueError if it names unknown users or servers)."""

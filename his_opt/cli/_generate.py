@@ -53,9 +53,14 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
 def generate_main(args: argparse.Namespace) -> int:
     """Run ``his-opt generate``; bad input raises :class:`InputError` before anything is written."""
     from .._errors import InputError
+    from .._outputs import check_output_dir
     from ..inference._executor import load_plan, run_plan
+    from ._similarity import check_torch_device
 
     plan = load_plan(args.plan)
+    check_output_dir(args.out, flag="--out")
+    if args.handoff_dir is not None:
+        check_output_dir(args.handoff_dir, flag="--handoff-dir")
     if args.max_batch_size < 1:
         raise InputError(f"must be >= 1, got {args.max_batch_size}", field="--max-batch-size")
     for key in ("height", "width"):
@@ -68,7 +73,9 @@ def generate_main(args: argparse.Namespace) -> int:
 
     import torch
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_torch_device(args.device, flag="--device") if args.device else (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
     dtype_name = args.dtype or ("float16" if device.startswith("cuda") else "float32")
     model = str(model_path.resolve()) if model_path.exists() else args.model
 

@@ -16,6 +16,8 @@ __all__ = [
 ]
 
 _DTYPES = ("float32", "float16", "bfloat16")
+EXIT_INCOMPLETE = 3
+"""profile-gpu could not measure every batch size (out of memory); the profile is written."""
 
 
 def _log(message: str) -> None:
@@ -28,7 +30,7 @@ def add_profile_quality_parser(subparsers: Any) -> argparse.ArgumentParser:
         "profile-quality",
         help="measure image quality of hybrid inference over a sweep (CLIP, BRISQUE)",
         description=(
-            "Run SWEEP (a YAML file under profiling/sweeps/) with the hybrid engine: per "
+            "Run SWEEP (a YAML file; shipped ones in his_opt/data/sweeps/) with the hybrid engine: per "
             "(public prompt, seed, variant) the public trajectory runs once and every (personal "
             "prompt, common steps x) branch continues from it. Each image is scored (CLIP "
             "alignment, CLIP similarity to the unshared x=0 image, BRISQUE) and appended to the "
@@ -91,7 +93,7 @@ def add_profile_quality_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="print the sweep's size and rows, run nothing"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=profile_quality_main)
     return parser
 
@@ -115,28 +117,31 @@ def profile_quality_main(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         return 0
-    try:
-        report = run_quality_sweep(
-            sweep,
-            args.out,
-            model=args.model,
-            clip_model=args.clip_model,
-            similarity_model=args.similarity_model,
-            device=args.device,
-            dtype=args.dtype,
-            max_batch_size=args.max_batch_size,
-            decode_batch_size=args.decode_batch_size,
-            save_images=args.save_images,
-            brisque=not args.no_brisque,
-            brisque_jobs=args.brisque_jobs or max(1, min(8, (os.cpu_count() or 2) // 2)),
-            overwrite=args.overwrite,
-            ray_address=args.ray_address,
-            ray_gpus_per_task=args.ray_gpus_per_task,
-            progress=not args.quiet,
-        )
-    except RuntimeError as err:
-        print(f"his-opt: error: {err}", file=sys.stderr)
-        return 1
+    from .._outputs import check_output, check_output_dir
+
+    check_output(args.out, flag="--out")
+    if args.save_images is not None:
+        check_output_dir(args.save_images, flag="--save-images")
+    if args.ray_address is not None:
+        require_ray()
+    report = run_quality_sweep(
+        sweep,
+        args.out,
+        model=args.model,
+        clip_model=args.clip_model,
+        similarity_model=args.similarity_model,
+        device=args.device,
+        dtype=args.dtype,
+        max_batch_size=args.max_batch_size,
+        decode_batch_size=args.decode_batch_size,
+        save_images=args.save_images,
+        brisque=not args.no_brisque,
+        brisque_jobs=args.brisque_jobs or max(1, min(8, (os.cpu_count() or 2) // 2)),
+        overwrite=args.overwrite,
+        ray_address=args.ray_address,
+        ray_gpus_per_task=args.ray_gpus_per_task,
+        progress=not args.quiet,
+    )
     print(report.summary(), flush=True)
     return 0
 
@@ -161,7 +166,8 @@ def add_profile_gpu_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Time one denoising step (transformer + guidance + scheduler) per batch size, VAE "
             "decode and text encoding; record peak memory and NVML power. Writes the GPU profile "
-            "JSON read by `solve` (models/gpu/NAME.json by default). --arch sd3-medium builds the "
+            "JSON read by `solve` (./NAME.json by default; put it in $HIS_OPT_MODELS/gpu/ to use "
+            "it by name). --arch sd3-medium builds the "
             "published architecture with random weights: latency does not depend on weight values."
         ),
     )
@@ -201,19 +207,22 @@ def add_profile_gpu_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--name", default=None, help="profile name (default: MODEL-RES-DTYPE-DEVICE)"
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output JSON (default: models/gpu/NAME.json)"
+        "--out", type=Path, default=None, help="output JSON (default: ./NAME.json)"
     )
     parser.set_defaults(func=profile_gpu_main)
     return parser
 
 
 def profile_gpu_main(args: argparse.Namespace) -> int:
-    """Run ``his-opt profile-gpu``; exit 1 if a batch size did not fit (the profile is still written)."""
+    """Run ``his-opt profile-gpu``; exit 3 if a batch size did not fit (the profile is still written)."""
     from .._errors import InputError
+    from .._outputs import check_output
     from ..profiling import profile_gpu
 
     if args.warmup < 0 or args.repeats < 1:
-        raise InputError("--warmup must be >= 0 and --repeats >= 1")
+        raise InputError("--warmup must be >= 0 and --repeats >= 1", field="--repeats")
+    if args.out is not None:
+        check_output(args.out, flag="--out")
     result = profile_gpu(
         model=args.model,
         arch=args.arch,
@@ -231,23 +240,33 @@ def profile_gpu_main(args: argparse.Namespace) -> int:
     )
     print(result.table())
     print(f"wrote {result.path}", flush=True)
-    return 0 if result.complete else 1
+    return 0 if result.complete else EXIT_INCOMPLETE
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``python -m his_opt.cli._profile profile-gpu|profile-quality ...``."""
-    from .._errors import InputError
+    from . import _add_verbosity, run_parsed
 
     parser = argparse.ArgumentParser(prog="his-opt")
     sub = parser.add_subparsers(dest="command", required=True)
     add_profile_quality_parser(sub)
     add_profile_gpu_parser(sub)
-    args = parser.parse_args(argv)
+    for subparser in sub.choices.values():
+        _add_verbosity(subparser)
+    return run_parsed(parser.parse_args(argv))
+
+
+def require_ray() -> None:
+    """``InputError`` in one line when the optional Ray extra is not installed."""
+    from .._errors import InputError
+
     try:
-        return int(args.func(args) or 0)
-    except InputError as err:
-        print(f"his-opt: error: {err}", file=sys.stderr)
-        return 2
+        import ray  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "--ray-address needs Ray, an optional extra: pip install 'his-opt[ray]'",
+            field="--ray-address",
+        ) from None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ file behind (and never a half-written one).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InputError
+
+log = logging.getLogger("his_opt")
 
 __all__ = ["add_solve_parser", "build_solve_parser", "main", "solve_main"]
 
@@ -34,10 +37,11 @@ inputs:
                 bandwidth_hz, tx_power_w, channel_gain, deadline_s, min_quality, subject
                 (empty cells take the scenario's defaults; columns starting with '_' are notes)
   --servers     CSV or YAML: name, profile, budget_s[, max_batch_images]; profile is a name
-                under models/gpu/, a profile JSON path, or 'cycle' (paper's cycle model, with
+                in $HIS_OPT_MODELS/gpu/ or shipped, a profile JSON path, or 'cycle' (paper's cycle model, with
                 optional cycles_per_step, freq_hz, kappa). Default: one server 'es1' with the
                 scenario's server_profile and server_budget_s.
-  --config      YAML or TOML with any Scenario field (see examples/scenario.yaml).
+  --config      YAML or TOML with any Scenario field (`his-opt examples` copies scenario.yaml).
+  --similarity  precomputed matrix: `his-opt similarity PROMPTS.txt --labels prompt --out F`.
   --candidates  public-prompt candidates, one per line ('#' comments). Default: the users'
                 own prompts.
 
@@ -46,12 +50,15 @@ outputs:
   --plan        JSON plan, schema his-opt/plan/1. Default: plan.json beside --out.
 
 exit status: 0 done; 1 no feasible plan; 2 bad input (one line naming file, row and field;
-nothing is written).
+nothing is written); 3 the run could not finish (one line; --verbose for the traceback).
+'-' reads USERS.csv (or one other input) from stdin, and writes --plan or --out to stdout.
 
 examples:
-  python solve.py examples/users.csv --out out/report.xlsx --plan out/plan.json
-  python solve.py examples/users.csv --servers examples/servers.csv --time-limit 60 --seed 1
-  python solve.py examples/users_paper.csv --config examples/paper_cycle.yaml --seed 0
+  his-opt examples ex     # copy the shipped examples into ./ex
+  his-opt solve ex/users.csv --out out/report.xlsx --plan out/plan.json
+  his-opt solve ex/users.csv --servers ex/servers.csv --time-limit 60 --seed 1
+  his-opt solve ex/users_paper.csv --config ex/paper_cycle.yaml --seed 0
+  his-opt solve ex/users_small.csv --similarity ex/users_small_similarity.csv --plan -
 """
 
 
@@ -88,20 +95,27 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="F",
         type=Path,
         help="scenario config (YAML or TOML); default: built-in defaults "
-        "(see examples/scenario.yaml)",
+        "(`his-opt examples` copies scenario.yaml, which lists them)",
     )
     parser.add_argument(
         "--hiqm",
         metavar="F",
         type=Path,
         help="quality model JSON (schema his-opt/hiqm/1); default: the shipped "
-        "models/hiqm/<variant>.json for the scenario's variant",
+        "hiqm/<variant>.json for the scenario's variant ($HIS_OPT_MODELS first)",
     )
     parser.add_argument(
         "--candidates",
         metavar="F",
         type=Path,
         help="public-prompt candidates, one per line; default: the users' prompts",
+    )
+    parser.add_argument(
+        "--similarity",
+        metavar="F",
+        type=Path,
+        help="precomputed similarity CSV (`his-opt similarity PROMPTS.txt --labels prompt` over "
+        "every user prompt and candidate); the solve then loads no embedding model (no torch)",
     )
     parser.add_argument(
         "--similarity-model",
@@ -149,6 +163,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quiet",
+        "-q",
         action="store_true",
         help="no progress lines on stderr (the final summary is still printed)",
     )
@@ -197,7 +212,7 @@ class _SolverProgress:
                 parts.append(f"{key} {event[key]:.4f}")
         if event.get("source"):
             parts.append(f"({event['source']})")
-        print("      " + "  ".join(parts), file=sys.stderr, flush=True)
+        log.info("      %s", "  ".join(parts))
 
 
 class _Progress:
@@ -213,19 +228,15 @@ class _Progress:
         self.index += 1
         start = time.perf_counter()
         if announce and not self.quiet:
-            print(f"[{self.index}/{self.total}] {what} ...", file=sys.stderr, flush=True)
+            log.info("[%d/%d] %s ...", self.index, self.total, what)
         yield
         if not self.quiet:
             took = time.perf_counter() - start
-            print(
-                f"[{self.index}/{self.total}] {what}: done in {took:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            log.info("[%d/%d] %s: done in %.1f s", self.index, self.total, what, took)
 
     def note(self, text: str) -> None:
         if not self.quiet:
-            print(f"      {text}", file=sys.stderr, flush=True)
+            log.info("      %s", text)
 
 
 def solve_main(args: argparse.Namespace) -> int:
@@ -237,6 +248,7 @@ def solve_main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     plan_path = Path(args.plan) if args.plan is not None else out.parent / "plan.json"
     _check_outputs(out, plan_path)
+    _check_inputs(args)
     with progress.step("reading inputs", announce=False):
         inputs = SolveInputs.load(
             users=args.users,
@@ -245,15 +257,25 @@ def solve_main(args: argparse.Namespace) -> int:
             hiqm=args.hiqm,
             candidates=args.candidates,
             similarity_model=args.similarity_model,
+            similarity=args.similarity,
             seed=args.seed,
         )
         progress.note(
             f"{len(inputs.users)} users, {len(inputs.servers)} server(s), HIQM {inputs.hiqm_path}"
         )
-    if args.quiet:
-        _quiet_model_loading()
-    with progress.step("loading the similarity model and embedding the prompts"):
-        instance = inputs.build_instance()
+    for note in inputs.consistency:  # an estimated profile is the shipped default: a note only
+        level = logging.INFO if "is an estimate" in note else logging.WARNING
+        log.log(level, "his-opt: warning: %s (recorded in the plan)", note)
+    from ..app import build_solve_instance
+
+    if inputs.similarity_table is not None:
+        what = f"reading similarities from {args.similarity}"
+    else:
+        what = "loading the similarity model and embedding the prompts"
+        if args.quiet:
+            _quiet_model_loading()
+    with progress.step(what):
+        instance = build_solve_instance(inputs)
     from ..allocation import CapacityError, run_baselines, solve
 
     with progress.step(f"solving (time limit {args.time_limit:g} s)"):
@@ -288,7 +310,8 @@ def solve_main(args: argparse.Namespace) -> int:
         )
     with progress.step("writing the report and the plan"):
         write_reports(out, plan_path, doc, inputs.hiqm)
-    print(_summary(doc, out, plan_path))
+    to_stdout = "-" in (str(out), str(plan_path))
+    print(_summary(doc, out, plan_path), file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
@@ -304,18 +327,33 @@ def _arg_text(value: Any) -> Any:
 
 
 def _check_outputs(out: Path, plan_path: Path) -> None:
-    if out.suffix.lower() != ".xlsx":
+    """Before any work: the report is an .xlsx file, the two outputs differ and both can be
+    written (``-`` is stdout, for one of them)."""
+    from .._outputs import check_output
+
+    if str(out) == "-" and str(plan_path) == "-":
+        raise InputError("--out and --plan cannot both be '-' (stdout)", field="--plan")
+    if str(out) != "-" and out.suffix.lower() != ".xlsx":
         raise InputError("the report must be an .xlsx file", file=out, field="--out")
-    if out.resolve() == plan_path.resolve():
+    if "-" not in (str(out), str(plan_path)) and out.resolve() == plan_path.resolve():
         raise InputError("--out and --plan name the same file", file=out, field="--plan")
-    for path, flag in ((out, "--out"), (plan_path, "--plan")):
-        if path.is_dir():
-            raise InputError("is a directory", file=path, field=flag)
-        parent = path.parent
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir():
-            raise InputError("its folder is a file", file=path, field=flag)
+    check_output(out, flag="--out", allow_stdout=True)
+    check_output(plan_path, flag="--plan", allow_stdout=True)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """An output must not overwrite an input, and at most one input reads stdin."""
+    inputs = [args.users, args.servers, args.config, args.hiqm, args.candidates, args.similarity]
+    named = [str(p) for p in inputs if p is not None]
+    if named.count("-") > 1:
+        raise InputError("only one input can be '-' (stdin)", field="-")
+    outs = [Path(args.out)] + ([Path(args.plan)] if args.plan is not None else [])
+    for path in inputs:
+        if path is None or str(path) == "-":
+            continue
+        for o in outs:
+            if str(o) != "-" and Path(path).resolve() == o.resolve():
+                raise InputError("an output would overwrite this input", file=path, field="--out")
 
 
 def _fmt(value: Any, spec: str, unit: str = "") -> str:
@@ -366,11 +404,9 @@ def _summary(doc: dict[str, Any], out: Path, plan_path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python solve.py ...``: parse, run, and turn bad input into one line and exit code 2."""
+    """``python solve.py ...``: the ``his-opt solve`` command under the same error contract."""
+    from . import _add_verbosity, run_parsed
+
     parser = build_solve_parser()
-    args = parser.parse_args(argv)
-    try:
-        return solve_main(args)
-    except InputError as err:
-        print(f"his-opt: error: {err}", file=sys.stderr)
-        return 2
+    _add_verbosity(parser)
+    return run_parsed(parser.parse_args(argv))

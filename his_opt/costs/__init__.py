@@ -11,7 +11,6 @@ from ._profile import (
     ServerProfile,
     default_profile_name,
     load_profile,
-    models_dir,
 )
 
 __all__ = [
@@ -29,6 +28,5 @@ __all__ = [
     "estimate_profile",
     "latent_bits",
     "load_profile",
-    "models_dir",
     "sd3_step_flops",
 ]

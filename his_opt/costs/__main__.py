@@ -1,11 +1,18 @@
-"""``python -m his_opt.costs``: regenerate the shipped estimated default GPU profile."""
+"""``python -m his_opt.costs [OUT.json]``: regenerate the estimated default GPU profile.
 
-from . import estimate_profile, models_dir
+Writes ``OUT.json`` (default: ``NAME.json`` in the working directory, never into the installed
+package); to refresh the shipped copy pass ``his_opt/data/models/gpu/NAME.json`` from a checkout.
+"""
+
+import sys
+from pathlib import Path
+
+from . import estimate_profile
 
 
 def main() -> None:
     profile = estimate_profile()
-    path = models_dir() / "gpu" / f"{profile.name}.json"
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd() / f"{profile.name}.json"
     profile.save(path)
     print(f"wrote {path}: {', '.join(f'{r} rows {t * 1e3:.1f} ms' for r, t in zip(profile.rows, profile.step_latency_s, strict=True))}")
 

@@ -7,9 +7,7 @@ board power that turns GPU time into energy.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,19 +25,10 @@ __all__ = [
     "ServerProfile",
     "default_profile_name",
     "load_profile",
-    "models_dir",
 ]
 
 GPU_PROFILE_SCHEMA = "his-opt/gpu-profile/1"
 _DEFAULT_PROFILE = "sd3-medium-1024-fp16-a100-estimate"
-
-
-def models_dir() -> Path:
-    """Folder of shipped model files (``models/``), overridable with ``HIS_OPT_MODELS``."""
-    env = os.environ.get("HIS_OPT_MODELS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "models"
 
 
 def default_profile_name() -> str:
@@ -165,9 +154,9 @@ class GPUProfile:
                 file=source,
                 field="schema",
             )
-        for key in ("name", "rows", "step_latency_s"):
-            if key not in data:
-                raise InputError("missing", file=source, field=key)
+        from .._validate import GPUProfileFile, validate
+
+        validate(GPUProfileFile, data, source=source)
         known = set(cls.__dataclass_fields__)
         kwargs = {k: v for k, v in data.items() if k in known}
         for key in ("rows", "step_latency_s", "peak_memory_gib", "step_latency_iqr_s"):
@@ -184,15 +173,10 @@ class GPUProfile:
 
     @classmethod
     def load(cls, path: str | Path) -> GPUProfile:
-        """Read a profile JSON file."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise InputError("file not found", file=path) from err
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise InputError(f"not valid JSON ({err})", file=path) from err
-        return cls.from_dict(data, source=path)
+        """Read a profile JSON file (shared reader: a directory or bad JSON is one line)."""
+        from .._read import read_json
+
+        return cls.from_dict(read_json(path), source=path)
 
 
 @dataclass(frozen=True)
@@ -240,14 +224,22 @@ ServerProfile = GPUProfile | CycleProfile
 
 
 def load_profile(name_or_path: str | Path) -> GPUProfile:
-    """Load a GPU profile by file path or by name from ``models/gpu/NAME.json``."""
+    """Load a GPU profile by file path or by name (``HIS_OPT_MODELS``/gpu, then the shipped ones)."""
+    from ..resources import find_model, known_models
+
     p = Path(name_or_path)
-    if p.suffix == ".json" or p.exists():
+    if p.suffix == ".json" or p.exists() or "/" in str(name_or_path):
         return GPUProfile.load(p)
-    candidate = models_dir() / "gpu" / f"{name_or_path}.json"
-    if not candidate.exists():
-        known = sorted(q.stem for q in (models_dir() / "gpu").glob("*.json"))
-        raise InputError(f"unknown GPU profile {str(name_or_path)!r}; known: {', '.join(known) or 'none'}")
+    try:
+        candidate = find_model("gpu", str(name_or_path))
+    except ValueError as err:
+        raise InputError(str(err), field="profile") from None
+    if candidate is None:
+        known = known_models("gpu")
+        raise InputError(
+            f"unknown GPU profile {str(name_or_path)!r}; known: {', '.join(known) or 'none'}",
+            field="profile",
+        )
     return GPUProfile.load(candidate)
 
 

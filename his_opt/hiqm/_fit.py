@@ -440,6 +440,7 @@ def fit_hiqm(
     min_r2: float = 0.99,
     min_points: int = 6,
     provenance: dict[str, Any] | None = None,
+    fitted_at: dict[str, Any] | None = None,
 ) -> HIQMFit:
     """Fit the HIQM of one ``variant`` from a quality table; see the module docstring.
 
@@ -450,7 +451,8 @@ def fit_hiqm(
     ``min_r2`` on every bin) or one of :data:`CANDIDATE_FORMS`. ``identical_anchor`` (default: on
     for ``variant == "plain"`` only) lets the ``interp`` form rise above the largest bin towards a
     flat curve at ``s = 1``. Bins with fewer than ``min_points`` distinct ``common_steps`` are
-    dropped with a warning. ``source`` names the data in errors and the provenance.
+    dropped with a warning. ``source`` names the data in errors and the provenance; ``fitted_at``
+    records the diffusion model, image size and guidance scales the data was measured at.
     """
     if form != "auto" and form not in CANDIDATE_FORMS:
         raise ValueError(f"form must be 'auto' or one of {CANDIDATE_FORMS}, got {form!r}")
@@ -529,6 +531,7 @@ def fit_hiqm(
         extrapolation=extrapolation,
         metrics=metrics,
         provenance=dict(provenance or {}),
+        fitted_at=None if fitted_at is None else dict(fitted_at),
     )
     return HIQMFit(
         variant=variant,

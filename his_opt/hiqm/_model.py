@@ -24,7 +24,6 @@ model interpolates towards that flat curve.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ import numpy as np
 
 from .._atomic import atomic_write_json
 from .._errors import InputError
-from ..costs import models_dir
 
 __all__ = [
     "HIQM",
@@ -94,6 +92,7 @@ class HIQM:
     quality_metric: str = "clip_alignment"
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    fitted_at: dict[str, Any] | None = None
     _arrays: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -275,7 +274,22 @@ class HIQM:
             "extrapolation": self.extrapolation,
             "metrics": self.metrics,
             "provenance": self.provenance,
+            **({} if self.fitted_at is None else {"fitted_at": self.fitted_at}),
         }
+
+    def check_range(self, low: float = 0.0, high: float = 1.0) -> None:
+        """Quality predicted on the whole (similarity, x) grid lies in ``[low, high]`` (a CLIP
+        cosine of a real image is far inside [0, 1]); ValueError naming where it does not."""
+        grid_s = np.linspace(-1.0, 1.0, 201)
+        grid_x = np.arange(self.total_steps)
+        q = self.predict(grid_s[:, None], grid_x[None, :])
+        bad = np.argwhere((q < low) | (q > high))
+        if len(bad):
+            i, j = bad[0]
+            raise ValueError(
+                f"predicts quality {q[i, j]:.6g} at similarity {grid_s[i]:.2f}, x {grid_x[j]}: "
+                f"outside [{low:g}, {high:g}] for {self.quality_metric}"
+            )
 
     def save(self, path: str | Path) -> None:
         """Write the model as JSON, atomically."""
@@ -315,6 +329,11 @@ class HIQM:
         total = data["total_steps"]
         if not isinstance(total, int) or isinstance(total, bool):
             raise InputError("must be an integer", file=source, field="total_steps")
+        fitted_at = data.get("fitted_at")
+        if fitted_at is not None:
+            from .._validate import FittedAt, validate
+
+            fitted_at = validate(FittedAt, fitted_at, source=source, prefix="fitted_at").model_dump()
         try:
             model = cls(
                 variant=data["variant"],
@@ -326,11 +345,13 @@ class HIQM:
                 quality_metric=data["quality_metric"],
                 metrics=data["metrics"],
                 provenance=data["provenance"],
+                fitted_at=fitted_at,
             )
         except ValueError as err:
             raise InputError(str(err), file=source, field=_field_of(str(err))) from err
         try:
             model.check_monotone()
+            model.check_range()
         except ValueError as err:
             raise InputError(str(err), file=source, field="params") from err
         return model
@@ -338,25 +359,19 @@ class HIQM:
     @classmethod
     def load(cls, path: str | Path) -> HIQM:
         """Read and validate a HIQM JSON file; raise InputError(file=path, field=...) if bad."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as err:
-            raise InputError("file not found", file=path) from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError(f"cannot read ({err})", file=path) from err
-        try:
-            data = json.loads(text)  # NaN/Infinity parse; validation names the field
-        except ValueError as err:
-            raise InputError(f"not valid JSON ({err})", file=path) from err
-        return cls.from_dict(data, source=path)
+        from .._read import read_json
+
+        return cls.from_dict(read_json(path, allow_non_finite=True), source=path)
 
 
 def default_hiqm_path(variant: str = "sim_npi") -> Path:
-    """Path of the shipped model ``models/hiqm/<variant>.json`` (``HIS_OPT_MODELS`` overrides)."""
+    """Path of the model ``hiqm/<variant>.json``: first in ``HIS_OPT_MODELS``, then shipped."""
+    from ..resources import find_model, model_dirs
+
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", variant) or variant.startswith("."):
         raise ValueError(f"variant must be a plain name, got {variant!r}")
-    return models_dir() / "hiqm" / f"{variant}.json"
+    found = find_model("hiqm", variant)
+    return found if found is not None else model_dirs("hiqm")[-1] / f"{variant}.json"
 
 
 def load_default_hiqm(variant: str = "sim_npi") -> HIQM:

@@ -100,14 +100,13 @@ def _number(value: Any) -> bool:
 
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan; any problem raises :class:`InputError` naming file and field."""
+    from .._read import read_bytes, read_json
+    from ..report._schema import validate_plan
+
+    raw = read_bytes(path)
+    doc = read_json(path)
+    validate_plan(doc, source=path, purpose="run")  # the one plan validator; then the engine's own checks
     path = Path(path)
-    if not path.is_file():
-        raise InputError("plan file not found", file=path)
-    raw = path.read_bytes()
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"not valid JSON ({err})", file=path) from None
 
     def fail(where: str, message: str) -> InputError:
         return InputError(message, file=path, field=where)

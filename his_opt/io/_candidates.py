@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._errors import InputError
+from .._read import check_text
 from ._table import read_text
 
 __all__ = ["load_candidates"]
@@ -24,6 +25,7 @@ def load_candidates(path: str | Path) -> list[str]:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
+        check_text(text, file=label, row=line_no, field="prompt")
         if text in first_line:
             raise InputError(
                 f"duplicate candidate, first on line {first_line[text]}",

@@ -4,8 +4,9 @@ Columns (CSV) or keys (YAML, a list of mappings, optionally under a top-level ``
 
 ================  ===========================================================================
 name              unique server name (required)
-profile           a GPU profile: a name under ``models/gpu/`` (``sd3-medium-1024-fp16-a100-estimate``),
-                  a path to a profile JSON (relative to the servers file), or ``cycle`` for the
+profile           a GPU profile: a name in ``$HIS_OPT_MODELS/gpu/`` or shipped
+                  (``sd3-medium-1024-fp16-a100-estimate``), a path to a profile JSON
+                  (relative to the servers file), or ``cycle`` for the
                   paper's cycle model (required)
 budget_s          GPU seconds available per round (default: the scenario's ``server_budget_s``)
 max_batch_images  largest personal-phase launch, images (default: what the profile measured)

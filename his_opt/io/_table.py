@@ -8,13 +8,13 @@ the row when a quoted field spans several lines.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import InputError
+from .._read import file_sha256, read_text
 
 __all__ = ["Record", "file_sha256", "parse_float", "parse_int", "read_csv_records", "read_text"]
 
@@ -26,33 +26,6 @@ class Record:
     row: int
     line: int
     cells: dict[str, str]
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (for provenance)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def read_text(path: str | Path) -> str:
-    """A file's UTF-8 text (a leading BOM is dropped); ``InputError`` if missing or undecodable."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as err:
-        raise InputError("file not found", file=path) from err
-    except IsADirectoryError as err:
-        raise InputError("is a directory, not a file", file=path) from err
-    except OSError as err:
-        raise InputError(f"cannot read ({err.strerror})", file=path) from err
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise InputError(
-            f"not UTF-8 text: byte {err.start} (line {line}) is 0x{raw[err.start]:02x}; "
-            "save the file as UTF-8",
-            file=path,
-        ) from err
 
 
 def read_csv_records(

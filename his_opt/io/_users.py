@@ -38,15 +38,31 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
-from ..allocation._instance import USER_TABLE_COLUMNS
+from .._read import SAFE_NAME, check_text, is_safe_name
 from ..costs import DeviceModel
-from ..scenario import Scenario
+from ..scenario import MAX_STEP_S, Scenario
 from ._table import Record, parse_float, read_csv_records
 
-__all__ = ["USER_COLUMNS", "USER_INPUT_COLUMNS", "load_users"]
+__all__ = ["SAFE_ID", "USER_COLUMNS", "USER_INPUT_COLUMNS", "load_users"]
 
-USER_COLUMNS: tuple[str, ...] = USER_TABLE_COLUMNS
-"""Columns of the table ``load_users`` returns, in order (the optimizer's input contract)."""
+USER_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "prompt",
+    "negative_prompt",
+    "device_step_s",
+    "device_step_energy_j",
+    "bandwidth_hz",
+    "tx_power_w",
+    "channel_gain",
+    "deadline_s",
+    "min_quality",
+    "subject",
+)
+"""Columns of the table ``load_users`` returns, in order (what ``allocation.build_instance``
+reads; a test keeps the two lists equal)."""
+
+SAFE_ID = SAFE_NAME
+"""A user id usable as a file name (``generate`` writes ``DIR/USER_ID.png``)."""
 
 _MEASURED = ("device_step_s", "device_power_w")
 _CYCLES = ("device_cycles_per_step", "device_freq_hz", "device_kappa")
@@ -139,10 +155,20 @@ def _parse_user(
             return None
         return parse_float(value, file=label, rec=rec, field=col, positive=col in _POSITIVE)
 
+    for col in _TEXT:
+        check_text(cells.get(col, ""), file=label, row=rec.row, field=col)
     user_id = cells["user_id"]
     if not user_id:
         raise InputError(
             f"empty user id (line {rec.line})", file=label, row=rec.row, field="user_id"
+        )
+    if not is_safe_name(user_id):
+        raise InputError(
+            f"user id {user_id!r} is not safe as a file name: use letters, digits, '_', '-' "
+            f"and '.', at most 100 characters, no '..' (line {rec.line})",
+            file=label,
+            row=rec.row,
+            field="user_id",
         )
     if user_id in first_row:
         raise InputError(
@@ -179,23 +205,47 @@ def _parse_user(
             row=rec.row,
             field="device_power_w",
         )
+    if measured["device_step_s"] is not None and measured["device_step_s"] > MAX_STEP_S:
+        raise InputError(
+            f"must be at most {MAX_STEP_S:g} s per step, got {cells['device_step_s']!r} "
+            f"(line {rec.line})",
+            file=label,
+            row=rec.row,
+            field="device_step_s",
+        )
     use_cycles = any(v is not None for v in cycles.values()) or (
         measured["device_step_s"] is None
         and measured["device_power_w"] is None
         and sc.device_model == "cycles"
     )
-    if use_cycles:
-        device = DeviceModel.from_cycles(
-            _or(cycles["device_cycles_per_step"], sc.device_cycles_per_step),
-            _or(cycles["device_freq_hz"], clock),
-            _or(cycles["device_kappa"], sc.device_kappa),
-        )
-    else:
-        device = DeviceModel.from_power(
-            _or(measured["device_step_s"], sc.device_step_s),
-            _or(measured["device_power_w"], sc.device_power_w),
-        )
+    try:
+        if use_cycles:
+            device = DeviceModel.from_cycles(
+                _or(cycles["device_cycles_per_step"], sc.device_cycles_per_step),
+                _or(cycles["device_freq_hz"], clock),
+                _or(cycles["device_kappa"], sc.device_kappa),
+            )
+        else:
+            device = DeviceModel.from_power(
+                _or(measured["device_step_s"], sc.device_step_s),
+                _or(measured["device_power_w"], sc.device_power_w),
+            )
+    except ValueError as err:
+        field = "device_cycles_per_step" if use_cycles else "device_power_w"
+        raise InputError(
+            f"the device figures give {str(err).rstrip('.')} (line {rec.line})",
+            file=label,
+            row=rec.row,
+            field=field,
+        ) from None
     deadline, min_quality = num("deadline_s"), num("min_quality")
+    if min_quality is not None and min_quality > 1:
+        raise InputError(
+            f"is a CLIP cosine, at most 1, got {cells['min_quality']!r} (line {rec.line})",
+            file=label,
+            row=rec.row,
+            field="min_quality",
+        )
     return {
         "user_id": user_id,
         "prompt": prompt,

@@ -109,6 +109,7 @@ class QualityDataset:
             return self.done
         if not self.path.is_file():
             raise InputError("not a file", file=self.path)
+        self._check_header()  # before any repair: never cut a file that is not a dataset
         self._repair_tail()
         try:
             with open(self.path, newline="", encoding="utf-8") as fh:
@@ -143,6 +144,21 @@ class QualityDataset:
             raise InputError(f"not valid CSV ({err})", file=self.path) from err
         self.done = self._check(rows)
         return self.done
+
+    def _check_header(self) -> None:
+        """Refuse, without touching it, a file whose first line is not this dataset's header."""
+        with open(self.path, "rb") as fh:
+            first = fh.readline(1 << 20)
+        try:
+            header = next(csv.reader([first.decode("utf-8-sig")]), [])
+        except (UnicodeDecodeError, csv.Error):
+            header = []
+        if [h.strip() for h in header] != list(COLUMNS):
+            raise InputError(
+                "exists and is not a profile-quality dataset (its first line is not the dataset "
+                "header); use another --out, or --overwrite to replace it",
+                file=self.path,
+            )
 
     def _repair_tail(self) -> None:
         """Cut a torn last line (a write interrupted by a kill) off the end of the file."""
@@ -200,7 +216,13 @@ class QualityDataset:
             variant = variants.get(row["variant"])
             if variant is not None:
                 for col in ("public_guidance_scale", "guidance_scale"):
-                    if float(row[col]) != getattr(variant, col):
+                    try:
+                        value = float(row[col])
+                    except ValueError:
+                        raise InputError(
+                            f"not a number: {row[col]!r}", file=self.path, row=number, field=col
+                        ) from None
+                    if value != getattr(variant, col):
                         raise InputError(
                             f"variant {variant.name!r} has {col} {row[col]} in the dataset but "
                             f"{getattr(variant, col)} in the sweep; rename the variant or use another --out",

@@ -357,7 +357,7 @@ def profile_gpu(
     1-row step (one unguided image) is measured too when 1 is among the batch sizes. A batch that
     runs out of memory ends the sweep with a warning naming the largest batch that fit; the
     profile of the batches that ran is still written. ``out`` defaults to
-    ``models/gpu/NAME.json``; ``name`` to :func:`default_profile_name`. ``text_encoders``:
+    ``NAME.json`` in the working directory (never the installed package); ``name`` to :func:`default_profile_name`. ``text_encoders``:
     ``"published"`` (SD3's real encoder sizes, random weights; only with ``arch``), ``"model"``
     (the pipeline's own) or ``"auto"`` (published for ``arch="sd3-medium"`` on CUDA).
     """
@@ -528,16 +528,10 @@ def profile_gpu(
         ),
     }
     _validate(profile)
-    path = Path(out) if out is not None else _models_dir() / "gpu" / f"{name}.json"
+    path = Path(out) if out is not None else Path.cwd() / f"{name}.json"
     atomic_write_json(path, profile)
     say(f"wrote {path}")
     return GpuProfileResult(profile=profile, path=path, warnings=messages, complete=complete)
-
-
-def _models_dir() -> Path:
-    from ..costs import models_dir
-
-    return models_dir()
 
 
 def _validate(profile: dict[str, Any]) -> None:

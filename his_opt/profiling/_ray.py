@@ -36,8 +36,19 @@ def _run_task(
 
 
 def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
-    """Connect to Ray: ``"local"`` starts a private instance, anything else is ``ray.init(address)``."""
-    import ray
+    """Connect to Ray: ``"local"`` starts a private instance, anything else is ``ray.init(address)``.
+
+    Ray is the optional extra ``his-opt[ray]``; without it this is one ``InputError`` line.
+    """
+    try:
+        import ray
+    except ImportError:
+        from .._errors import InputError
+
+        raise InputError(
+            "running over Ray needs the optional extra: pip install 'his-opt[ray]'",
+            field="--ray-address",
+        ) from None
 
     if ray.is_initialized():
         return ray

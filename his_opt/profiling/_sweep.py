@@ -291,6 +291,9 @@ def sweep_from_dict(data: Any, *, source: str = "<sweep>") -> Sweep:
     total = _int(data.get("total_steps", 28), source, "total_steps", minimum=2)
     height = _int(data.get("height", 1024), source, "height", minimum=16)
     width = _int(data.get("width", 1024), source, "width", minimum=16)
+    for key, side in (("height", height), ("width", width)):
+        if side % 16:
+            raise _fail(source, f"must be a multiple of 16 (the latent patch), got {side}", key)
     seeds_raw = data["seeds"]
     if not isinstance(seeds_raw, list) or not seeds_raw:
         raise _fail(source, "must be a non-empty list of integers", "seeds")
@@ -345,20 +348,8 @@ def sweep_from_dict(data: Any, *, source: str = "<sweep>") -> Sweep:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (``.yaml``/``.yml`` or ``.json``)."""
-    import yaml
+    from .._read import read_json, read_mapping
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise InputError("sweep file not found", file=path) from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read sweep file ({err})", file=path) from err
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        first = str(err).splitlines()[0]
-        raise InputError(
-            f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})", file=path
-        ) from err
+    data = read_json(path) if path.suffix == ".json" else read_mapping(path, what="sweep")
     return sweep_from_dict(data, source=str(path))

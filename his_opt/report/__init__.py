@@ -5,7 +5,7 @@ Both are built from one plan document, so they always agree, and both are writte
 
 from ._excel import SHEETS, quality_curves, report_tables, write_excel_report, write_workbook
 from ._plan_json import build_plan_document, plan_json_text, write_plan_json
-from ._schema import PLAN_JSON_SCHEMA, PLAN_SCHEMA_ID, validate_plan
+from ._schema import PLAN_JSON_SCHEMA, PLAN_SCHEMA_ID, plan_schema_path, validate_plan
 from ._write import write_reports
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "SHEETS",
     "build_plan_document",
     "plan_json_text",
+    "plan_schema_path",
     "quality_curves",
     "report_tables",
     "validate_plan",

