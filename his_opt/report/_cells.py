@@ -21,7 +21,8 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MAX_CELL_CHARS = 32_767  # Excel's limit per cell
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _LINE_PT = 13.0  # height of one text line at 10-11 pt, in points
-_CHARS_PER_WIDTH = 0.95  # characters per column-width unit (wide fonts like DejaVu Sans)
+_CHARS_PER_WIDTH = 1.15  # characters per column-width unit (wide fonts like DejaVu Sans)
+_HEADER_SHRINK = 0.7  # bold header text wraps at word ends: count it as narrower columns
 FONT = "Calibri"
 
 
@@ -110,7 +111,8 @@ def write_table(
         c.font, c.fill, c.alignment, c.border = header_font, header_fill, header_align, border
         ws.column_dimensions[get_column_letter(first_col + j)].width = column.width
     ws.row_dimensions[first_row].height = max(
-        header_height, _LINE_PT * max(line_count(c.label, c.width - 1) for c in columns) + 4)
+        header_height,
+        _LINE_PT * max(line_count(c.label, c.width * _HEADER_SHRINK) for c in columns) + 4)
     for i, row in enumerate(rows):
         r = first_row + 1 + i
         lines = 1

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._cells import put
+from ._cells import FONT, put
 
 __all__ = ["ChartSettings", "add_charts", "axis_range", "chosen_points", "histogram",
            "quality_curves"]
@@ -99,14 +99,13 @@ def axis_range(values: np.ndarray, settings: ChartSettings = SETTINGS) -> tuple[
 
 
 def histogram(values: np.ndarray, bins: int, fmt: str) -> pd.DataFrame:
-    """Counts of ``values`` in ``bins`` equal bins, labelled ``"lo - hi"`` with ``fmt``."""
+    """Counts of ``values`` in ``bins`` equal bins, labelled by their lower edge (``fmt``)."""
     values = np.asarray(values, dtype=float)
     lo, hi = float(values.min()), float(values.max())
     if hi - lo < 1e-12:
         return pd.DataFrame({"bin": [format(lo, fmt)], "users": [len(values)]})
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    labels = [f"{format(a, fmt)}\u2013{format(b, fmt)}" for a, b in zip(edges[:-1], edges[1:],
-                                                                       strict=True)]
+    labels = [format(a, fmt) for a in edges[:-1]]
     return pd.DataFrame({"bin": labels, "users": counts.astype(int)})
 
 
@@ -119,12 +118,14 @@ class _DataSheet:
     def block(self, title: str, frame: pd.DataFrame, labels: list[str],
               formats: list[str | None]) -> tuple[int, int]:
         """Write ``frame``; returns (header row, last row)."""
-        from openpyxl.styles import Font
+        from openpyxl.styles import Alignment, Font
 
-        put(self.ws, self.row, 1, title).font = Font(bold=True)
+        put(self.ws, self.row, 1, title).font = Font(name=FONT, bold=True)
         head = self.row + 1
         for j, label in enumerate(labels):
-            put(self.ws, head, j + 1, label).font = Font(bold=True)
+            c = put(self.ws, head, j + 1, label)
+            c.font = Font(name=FONT, bold=True)
+            c.alignment = Alignment(wrap_text=True, vertical="top")
         for i, rec in enumerate(frame.itertuples(index=False)):
             for j, v in enumerate(rec):
                 v = v.item() if isinstance(v, np.generic) else v
@@ -271,6 +272,7 @@ def _baseline_chart(ds: _DataSheet, plan: dict[str, Any], settings: ChartSetting
     chart.add_data(Reference(ds.ws, min_col=2, min_row=head, max_row=last), titles_from_data=True)
     chart.set_categories(Reference(ds.ws, min_col=1, min_row=head + 1, max_row=last))
     chart.series[0].graphicalProperties.solidFill = _PALETTE[0]
+    chart.x_axis.tickLblPos = "low"  # method names under the plot, not over negative bars
     chart.legend = None
     _size(chart, settings.small_cm)
     return chart
@@ -281,6 +283,7 @@ def add_charts(charts_ws: Any, data_ws: Any, plan: dict[str, Any], hiqm: Any,
     """Write the chart data to ``data_ws`` and place the charts on ``charts_ws``, two rows of
     two small charts under the wide quality chart, each with a caption under it."""
     from openpyxl.styles import Alignment, Font
+    from openpyxl.worksheet.pagebreak import Break
 
     ds = _DataSheet(data_ws)
     users = plan["users"]
@@ -290,15 +293,16 @@ def add_charts(charts_ws: Any, data_ws: Any, plan: dict[str, Any], hiqm: Any,
         (_quality_chart(ds, plan, hiqm, settings), "A3"),
         (_server_chart(ds, plan, settings), "A27"),
         (_baseline_chart(ds, plan, settings), "G27"),
-        (_histogram_chart(ds, "Predicted quality over the users", "predicted quality (CLIP score)",
+        (_histogram_chart(ds, "Predicted quality over the users", "predicted quality (CLIP score), bins from",
                           histogram(quality, settings.histogram_bins, ".3f"), settings), "A44"),
-        (_histogram_chart(ds, "Delay over the users", "delay (s)",
+        (_histogram_chart(ds, "Delay over the users", "delay (s), bins from",
                           histogram(delay, settings.histogram_bins, ".1f"), settings), "G44"),
     ]
     put(charts_ws, 1, 1, "Charts (the numbers behind them are on the sheet 'Chart data')").font = \
-        Font(bold=True, size=12)
+        Font(name=FONT, bold=True, size=12)
     for chart, anchor in charts:
         charts_ws.add_chart(chart, anchor)
+    charts_ws.row_breaks.append(Break(id=26))  # the small charts start on a new page
     n_shared = len(_shared_by_size(plan))
     shown = min(n_shared, settings.max_curves)
     caption = (f"Quality curves: {shown} of {n_shared} shared groups drawn one by one"

@@ -139,9 +139,8 @@ def write_workbook(path: str | Path, plan: dict[str, Any], hiqm: Any) -> None:
     add_charts(sheets["Charts"], sheets["Chart data"], plan, hiqm)
     print_setup(sheets["Charts"], title_rows=None)
     print_setup(sheets["Chart data"], title_rows=None)
-    sheets["Chart data"].column_dimensions["A"].width = 22
-    for col in "BCDEFGHIJK":
-        sheets["Chart data"].column_dimensions[col].width = 16
+    for col in "ABCDEFGHIJK":
+        sheets["Chart data"].column_dimensions[col].width = 22
     book.active = 0
     book.save(path)
 
@@ -156,7 +155,7 @@ def _write_overview(ws: Any, plan: dict[str, Any]) -> None:
     title = (f"his-opt plan: {len(plan['users'])} users, {t.get('shared_groups', 0)} shared "
              f"groups, {n_srv} edge server{'s' if n_srv != 1 else ''}")
     put(ws, 1, 1, title).font = Font(name=FONT, bold=True, size=14)
-    widths = {"A": 30, "B": 24, "C": 38, "D": 24}
+    widths = {"A": 38, "B": 26, "C": 40, "D": 26}
     for col, width in widths.items():
         ws.column_dimensions[col].width = width
     text_width = widths["B"] + widths["C"] + widths["D"]

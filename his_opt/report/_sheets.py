@@ -42,9 +42,9 @@ USER_COLUMNS: tuple[Column, ...] = (
     Column("prompt", "Prompt", width=44, wrap=True),
     Column("negative_prompt", "Negative prompt", width=22, wrap=True),
     Column("similarity", "Similarity to the public prompt (cosine)", "0.000", 11),
-    Column("common_steps", "Common steps x", "0", 8),
-    Column("edge_steps", "Edge steps y", "0", 8),
-    Column("device_steps", "Device steps z", "0", 8),
+    Column("common_steps", "Common steps x", "0", 9),
+    Column("edge_steps", "Edge steps y", "0", 9),
+    Column("device_steps", "Device steps z", "0", 9),
     Column("finishes_on", "Finishes on", width=9),
     Column("predicted_quality", "Predicted quality (CLIP score)", _Q, 10),
     Column("min_quality", "Minimum quality (CLIP score)", _Q, 10),
@@ -59,7 +59,7 @@ GROUP_COLUMNS: tuple[Column, ...] = (
     Column("server", "Server", width=9),
     Column("public_prompt", "Public prompt (common steps)", width=38, wrap=True),
     Column("size", "Users", "0", 7),
-    Column("common_steps", "Common steps x", "0", 8),
+    Column("common_steps", "Common steps x", "0", 9),
     Column("mean_similarity", "Mean similarity (cosine)", "0.000", 10),
     Column("min_similarity", "Lowest similarity (cosine)", "0.000", 10),
     Column("mean_predicted_quality", "Mean predicted quality (CLIP score)", _Q, 11),
@@ -96,7 +96,8 @@ BASELINE_COLUMNS: tuple[Column, ...] = (
     Column("gpu_time_s", "GPU time (s)", "#,##0.00", 10),
     Column("groups", "Shared groups", "0", 9),
     Column("lead", "This plan ahead by (points)", "+#,##0.000;-#,##0.000;0", 13),
-    Column("lead_pct", "This plan ahead by (% of the method's objective)", "+0.0%;-0.0%;0%", 13),
+    Column("lead_pct", "This plan ahead by (% of the method's objective)", "+0.0%;-0.0%;0%", 13,
+           wrap=True),
     Column("reason", "Why no plan / notes", width=60, wrap=True),
 )
 
@@ -226,7 +227,7 @@ def baseline_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
         if has and obj is not None:
             row["lead"] = obj - b["objective"]
             pct = lead_percent(obj, b["objective"])
-            row["lead_pct"] = pct if pct is not None else "n/a: objective <= 0"
+            row["lead_pct"] = pct if pct is not None else "n/a (objective \u2264 0)"
         if has and not b.get("feasible", True):
             row["has_plan"] = "breaks limits"
         rows.append(row)
@@ -269,11 +270,18 @@ def model_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
     sim = prov.get("similarity_model")
     if sim is not None:
         rows.append(("similarity", "model", sim))
-    return [
-        {"section": s, "key": humanize(k),
-         "value": v if isinstance(v, (int, float, str, type(None))) else json.dumps(v)}
-        for s, k, v in rows
-    ]
+    return [{"section": s, "key": humanize(k), "value": _model_value(v)} for s, k, v in rows]
+
+
+def _model_value(v: Any) -> Any:
+    """Values of the Model sheet as text (left-aligned, six significant digits for floats)."""
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, int):
+        return str(v)
+    return v if isinstance(v, str) else json.dumps(v)
 
 
 def _status_words(status: dict[str, Any]) -> str:
