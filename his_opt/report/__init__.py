@@ -5,9 +5,11 @@ Both are built from one plan document, so they always agree, and both are writte
 
 from ._compare import baseline_line, lead_percent, reason_summary
 from ._excel import (
+    SHEET_COLUMNS,
     SHEETS,
     key_figures,
     quality_curves,
+    read_report_table,
     report_tables,
     write_excel_report,
     write_workbook,
@@ -20,12 +22,14 @@ __all__ = [
     "PLAN_JSON_SCHEMA",
     "PLAN_SCHEMA_ID",
     "SHEETS",
+    "SHEET_COLUMNS",
     "baseline_line",
     "build_plan_document",
     "key_figures",
     "lead_percent",
     "plan_json_text",
     "quality_curves",
+    "read_report_table",
     "reason_summary",
     "report_tables",
     "validate_plan",

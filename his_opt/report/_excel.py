@@ -34,7 +34,9 @@ from ._sheets import (
 
 __all__ = [
     "SHEETS",
+    "SHEET_COLUMNS",
     "key_figures",
+    "read_report_table",
     "quality_curves",
     "report_tables",
     "write_excel_report",
@@ -45,6 +47,13 @@ SHEETS: tuple[str, ...] = (
     "Overview", "Charts", "Groups", "Users", "Servers", "Baselines", "Model", "Chart data",
 )
 _TABLE_SHEETS = ("Groups", "Users", "Servers", "Baselines", "Model")
+SHEET_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "Groups": GROUP_COLUMNS,
+    "Users": USER_COLUMNS,
+    "Servers": SERVER_COLUMNS,
+    "Baselines": BASELINE_COLUMNS,
+    "Model": MODEL_COLUMNS,
+}
 
 
 def key_figures(plan: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
@@ -103,6 +112,14 @@ def report_tables(plan: dict[str, Any]) -> dict[str, pd.DataFrame]:
     out["key_figures"] = pd.DataFrame([(a, b) for a, b, _ in key_figures(plan)],
                                       columns=["label", "value"])
     return out
+
+
+def read_report_table(path: str | Path, sheet: str) -> pd.DataFrame:
+    """A table sheet of a written report, its columns renamed from labels back to plan fields
+    (``"Delay (s)"`` -> ``delay_s``); text cells stay text."""
+    keys = {c.label: c.key for c in SHEET_COLUMNS[sheet]}
+    frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", dtype=object)
+    return frame.rename(columns=keys)
 
 
 def write_excel_report(path: str | Path, plan: dict[str, Any], hiqm: Any) -> None:
