@@ -66,7 +66,7 @@ GROUP_COLUMNS: tuple[Column, ...] = (
     Column("min_predicted_quality", "Lowest predicted quality (CLIP score)", _Q, 11),
     Column("mean_delay_s", "Mean delay (s)", "0.00", 9),
     Column("on_edge", "Users finishing on the edge (z = 0)", "0", 10),
-    Column("seed", "Image seed", "0", 12),
+    Column("seed", "Image seed", "0", 13),
     Column("members", "Members", width=40, wrap=True),
 )
 
