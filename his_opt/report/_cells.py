@@ -21,7 +21,7 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MAX_CELL_CHARS = 32_767  # Excel's limit per cell
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _LINE_PT = 13.0  # height of one text line at 10-11 pt, in points
-_CHARS_PER_WIDTH = 1.15  # characters per column-width unit (wide fonts like DejaVu Sans)
+_CHARS_PER_WIDTH = 1.05  # characters per column-width unit (wide fonts like DejaVu Sans)
 _HEADER_SHRINK = 0.7  # bold header text wraps at word ends: count it as narrower columns
 FONT = "Calibri"
 
