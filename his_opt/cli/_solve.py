@@ -42,7 +42,8 @@ inputs:
                 own prompts.
 
 outputs:
-  --out         Excel report (sheets Summary, Groups, Users, Servers, Model).
+  --out         Excel report (sheets Overview, Charts, Groups, Users, Servers,
+                Baselines, Model, Chart data), printable A4 landscape.
   --plan        JSON plan, schema his-opt/plan/1. Default: plan.json beside --out.
 
 exit status: 0 done; 1 no feasible plan; 2 bad input (one line naming file, row and field;
