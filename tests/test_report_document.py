@@ -82,8 +82,11 @@ def test_baselines_scored_by_the_same_evaluator(solved):
         assert b["objective"] == pytest.approx(
             b["quality_term"] - b["delay_term"] - b["energy_term"]
         )
-        assert b["plan_vs_method"] == pytest.approx(
-            (doc["totals"]["objective"] - b["objective"]) / abs(b["objective"])
-        )
+        lead = doc["totals"]["objective"] - b["objective"]
+        assert b["lead"] == pytest.approx(lead)
+        if b["objective"] > 0:
+            assert b["plan_vs_method"] == pytest.approx(lead / b["objective"])
+        else:  # a ratio to a negative objective means nothing
+            assert b["plan_vs_method"] is None
     iis = next(b for b in doc["baselines"] if b["name"] == "IIS")
     assert doc["totals"]["gpu_time_iis_s"] == pytest.approx(iis["gpu_time_s"])

@@ -5,22 +5,25 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import openpyxl
-import pandas as pd
 import pytest
 
 from his_opt._errors import InputError
 from his_opt.hiqm import load_default_hiqm
 from his_opt.report import (
     PLAN_JSON_SCHEMA,
+    SHEET_COLUMNS,
     SHEETS,
     quality_curves,
+    read_report_table,
     report_tables,
     validate_plan,
     write_excel_report,
     write_plan_json,
     write_reports,
 )
+from his_opt.report._charts import axis_range
 from his_opt.scenario import Scenario
 
 
@@ -191,54 +194,113 @@ def test_workbook_sheets_agree_with_plan(plan, hiqm, tmp_path):
     write_excel_report(path, plan, hiqm)
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == list(SHEETS)
+    for name in SHEET_COLUMNS:
+        ws = wb[name]
+        assert ws.freeze_panes == "B2" and ws.auto_filter.ref and ws["A1"].font.b
+        assert ws.print_title_rows == "$1:$1"  # the header row repeats on every printed page
     for ws in wb.worksheets:
-        assert ws.freeze_panes == "A2"
-        assert ws.auto_filter.ref
-        assert ws["A1"].font.b
-    assert len(wb["Summary"]._charts) == 1 and len(wb["Model"]._charts) == 1
-    users = pd.read_excel(path, sheet_name="Users", engine="openpyxl")
+        assert ws.page_setup.orientation == "landscape"
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+        assert ws.page_setup.fitToHeight in (0, 1)
+    assert len(wb["Charts"]._charts) == 5
+    users = read_report_table(path, "Users")
     assert users["user_id"].tolist() == ["u1", "u2", "u3"]
     assert users["edge_steps"].tolist() == [10, 12, 16]
     assert (users["common_steps"] + users["edge_steps"] + users["device_steps"] == 28).all()
-    groups = pd.read_excel(path, sheet_name="Groups", engine="openpyxl")
+    assert users["finishes_on"].tolist() == ["device"] * 3
+    assert "deadline_s" not in users  # an optional column empty for every user is left out
+    groups = read_report_table(path, "Groups")
     assert groups["members"].tolist() == ["u1, u2", "u3"]
     assert groups["mean_similarity"].iloc[0] == pytest.approx(0.55)
-    summary = pd.read_excel(path, sheet_name="Summary", engine="openpyxl", usecols="A:B")
-    items = dict(zip(summary["item"], summary["value"], strict=True))
-    assert items["objective"] == 5.0 and items["status"] == "optimal"
-    base = pd.read_excel(path, sheet_name="Summary", engine="openpyxl", usecols="D:M").dropna(
-        how="all"
-    )
+    base = read_report_table(path, "Baselines")
     assert base["method"].tolist() == ["his-opt (this plan)", "IIS", "GFIS"]
     assert base["objective"].tolist() == [5.0, 2.0, 4.0]
-    # number formats: quality with 4 decimals, utilisation as a percentage
+    assert base["lead"].tolist()[1:] == [3.0, 1.0]
+    # number formats: quality with 4 decimals, budget use as a percentage
     ws = wb["Users"]
-    col = [c.value for c in ws[1]].index("predicted_quality") + 1
+    col = [c.value for c in ws[1]].index("Predicted quality (CLIP score)") + 1
     assert ws.cell(row=2, column=col).number_format == "0.0000"
     ws = wb["Servers"]
-    col = [c.value for c in ws[1]].index("utilisation") + 1
+    col = [c.value for c in ws[1]].index("Budget used (%)") + 1
     assert ws.cell(row=2, column=col).number_format == "0.0%"
-    widths = [wb["Users"].column_dimensions[c].width for c in "ABCDE"]
-    assert all(8 <= w <= 60 for w in widths)
+
+
+def test_labels_are_words_with_units(plan, hiqm, tmp_path):
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, plan, hiqm)
+    wb = openpyxl.load_workbook(path)
+    for name, columns in SHEET_COLUMNS.items():
+        header = [c.value for c in wb[name][1] if c.value is not None]
+        assert header == [c.label for c in columns if c.label in header]
+        assert not [h for h in header if "_" in h], name  # no snake_case keys as labels
+    labels = [wb["Model"].cell(row=r, column=2).value for r in range(2, wb["Model"].max_row + 1)]
+    assert "server budget (s)" in labels and not [x for x in labels if "_" in x]
+    overview = [c.value for c in wb["Overview"]["A"] if c.value]
+    assert "Users finishing on the edge (z = 0)" in overview and "Where users finish" in overview
+    words = " ".join(str(c.value) for c in wb["Overview"]["B"] if c.value)
+    assert "0 of 3 users finish on the edge server" in words
+    assert "12.50 s of its 60.00 s budget" in words
 
 
 def test_quality_chart_data_follows_hiqm(plan, hiqm):
     curves = quality_curves(plan, hiqm)
-    assert list(curves.columns) == ["common_steps", "g1 (s=0.55, x=9)"]
+    assert list(curves.columns) == ["common_steps", "g1: 2 users, s=0.55"]
     assert curves["common_steps"].tolist() == list(range(14))
     assert curves.iloc[9, 1] == pytest.approx(float(hiqm.predict(0.55, 9)))
     assert curves.iloc[:, 1].is_monotonic_decreasing
 
 
-def test_line_chart_references_the_curve_table(plan, hiqm, tmp_path):
+def _many_groups(plan: dict, n_groups: int) -> dict:
+    """``plan`` with ``n_groups`` shared groups of sizes n_groups+1, n_groups, ..., 2."""
+    doc = copy.deepcopy(plan)
+    doc["groups"], doc["users"] = [], []
+    for g in range(n_groups):
+        gid, x, size = f"g{g + 1}", 4 + g % 9, n_groups + 1 - g
+        members = [f"u{g}_{k}" for k in range(size)]
+        doc["groups"].append({"group_id": gid, "server": "es1", "public_prompt": f"p{g}",
+                              "common_steps": x, "seed": g, "members": members})
+        doc["users"] += [_user(m, gid, 0.3 + 0.02 * g, x, 10, 0.28) for m in members]
+    return doc
+
+
+def test_quality_chart_summarises_beyond_the_largest_groups(plan, hiqm, tmp_path):
+    doc = _many_groups(plan, 12)
+    curves = quality_curves(doc, hiqm)
+    assert len(curves.columns) == 1 + 8 + 1
+    assert curves.columns[1].startswith("g1: 13 users") and curves.columns[8].startswith("g8:")
+    rest = curves.columns[-1]
+    assert rest.startswith("other 4 groups (14 users")  # sizes 5 + 4 + 3 + 2
+    sims = np.array([0.3 + 0.02 * g for g in range(8, 12)])
+    weights = np.array([5, 4, 3, 2])
+    expect = weights @ np.array([hiqm.predict(s, np.arange(14)) for s in sims]) / weights.sum()
+    np.testing.assert_allclose(curves[rest], expect)
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, doc, hiqm)
+    chart = openpyxl.load_workbook(path)["Charts"]._charts[0]
+    assert len(chart.series) == 10  # 8 groups, the rest, the chosen-x markers
+
+
+def test_charts_are_scaled_to_their_data(plan, hiqm, tmp_path):
     path = tmp_path / "r.xlsx"
     write_excel_report(path, plan, hiqm)
-    ws = openpyxl.load_workbook(path)["Model"]
-    (chart,) = ws._charts
-    (series,) = chart.series
-    ref = series.val.numRef.f
-    assert ref.startswith("'Model'!$F$2") or ref.startswith("Model!$F$2")
-    assert ws["F1"].value == "g1 (s=0.55, x=9)" and ws["E1"].value == "common_steps"
+    wb = openpyxl.load_workbook(path)
+    quality, servers, baselines, q_hist, d_hist = wb["Charts"]._charts
+    curves = quality_curves(plan, hiqm)
+    lo, hi = curves.iloc[:, 1].min(), curves.iloc[:, 1].max()
+    y = quality.y_axis.scaling
+    assert y.min > 0.2 and lo - 0.02 < y.min <= lo and hi <= y.max < hi + 0.02
+    (chosen,) = [s for s in quality.series if s.marker.symbol == "diamond"]
+    data = wb["Chart data"]
+    x_ref = chosen.xVal.numRef.f.split("!")[1].replace("$", "")
+    assert data[x_ref.split(":")[0]].value == 9  # g1's chosen x is marked
+    assert len(servers.series) == 2  # GPU time used and the budget, per server
+    assert q_hist.series and d_hist.series and baselines.series
+
+
+def test_axis_range_pads_and_rounds():
+    assert axis_range(np.array([0.262, 0.318])) == (0.255, 0.325)
+    lo, hi = axis_range(np.array([0.3, 0.3]))
+    assert lo < 0.3 < hi and hi - lo >= 0.01
 
 
 def test_report_tables_match_plan(plan):
@@ -247,7 +309,7 @@ def test_report_tables_match_plan(plan):
     assert t["groups"]["size"].tolist() == [2, 1]
     assert t["groups"]["mean_similarity"].isna().tolist() == [False, True]
     model = t["model"]
-    assert ("hiqm", "form", "interp") in set(map(tuple, model.values.tolist()))
+    assert ("quality model", "form", "interp") in set(map(tuple, model.values.tolist()))
 
 
 def test_write_reports_writes_both_or_neither(plan, hiqm, tmp_path):

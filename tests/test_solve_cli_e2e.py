@@ -10,14 +10,19 @@ import sys
 from pathlib import Path
 
 import openpyxl
-import pandas as pd
 import pytest
 
 from his_opt.allocation import GroupPlan, Plan, UserPlan, check_feasible, evaluate
 from his_opt.app import build_solve_instance
 from his_opt.cli._solve import main
 from his_opt.io import SolveInputs
-from his_opt.report import PLAN_JSON_SCHEMA, SHEETS, validate_plan
+from his_opt.report import (
+    PLAN_JSON_SCHEMA,
+    SHEET_COLUMNS,
+    SHEETS,
+    read_report_table,
+    validate_plan,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "his_opt" / "data" / "examples"
@@ -72,11 +77,11 @@ def check_agreement(doc: dict, out: Path) -> None:
     T = doc["scenario"]["total_steps"]
     wb = openpyxl.load_workbook(out)
     assert wb.sheetnames == list(SHEETS)
-    assert len(wb["Summary"]._charts) >= 1 and len(wb["Model"]._charts) >= 1
-    for ws in wb.worksheets:
-        assert ws.freeze_panes == "A2" and ws.auto_filter.ref
+    assert len(wb["Charts"]._charts) == 5
+    for name in SHEET_COLUMNS:
+        assert wb[name].freeze_panes == "B2" and wb[name].auto_filter.ref
 
-    users = pd.read_excel(out, sheet_name="Users", engine="openpyxl").set_index("user_id")
+    users = read_report_table(out, "Users").set_index("user_id")
     assert list(users.index) == [u["user_id"] for u in doc["users"]]
     for u in doc["users"]:
         row = users.loc[u["user_id"]]
@@ -89,34 +94,39 @@ def check_agreement(doc: dict, out: Path) -> None:
         assert u["common_steps"] + u["edge_steps"] + u["device_steps"] == T
         assert row["predicted_quality"] == pytest.approx(u["predicted_quality"])
         assert row["delay_s"] == pytest.approx(u["delay_s"])
+        assert row["finishes_on"] == ("edge" if u["device_steps"] == 0 else "device")
 
-    groups = pd.read_excel(out, sheet_name="Groups", engine="openpyxl").set_index("group_id")
+    groups = read_report_table(out, "Groups").set_index("group_id")
     assert list(groups.index) == [g["group_id"] for g in doc["groups"]]
     for g in doc["groups"]:
         row = groups.loc[g["group_id"]]
         assert row["members"] == ", ".join(g["members"])
         assert row["common_steps"] == g["common_steps"] and row["server"] == g["server"]
 
-    summary = pd.read_excel(out, sheet_name="Summary", engine="openpyxl", usecols="A:B")
-    items = dict(zip(summary["item"], summary["value"], strict=True))
-    assert items["status"] == doc["status"]["status"]
-    assert items["objective"] == pytest.approx(doc["totals"]["objective"])
-    assert items["gpu_time_s"] == pytest.approx(doc["totals"]["gpu_time_s"])
-    base = pd.read_excel(out, sheet_name="Summary", engine="openpyxl", usecols="D:M")
-    base = base.dropna(how="all")
+    figures = {c.value: wb["Overview"].cell(row=c.row, column=c.column + 1).value
+               for col in ("A", "C") for c in wb["Overview"][col] if c.value}
+    assert figures["Status"] == doc["status"]["status"]
+    assert figures["Objective (points, higher is better)"] == pytest.approx(
+        doc["totals"]["objective"])
+    assert figures["GPU time used, all servers (s)"] == pytest.approx(doc["totals"]["gpu_time_s"])
+    on_edge = sum(1 for u in doc["users"] if u["device_steps"] == 0)
+    assert figures["Users finishing on the edge (z = 0)"] == on_edge
+    base = read_report_table(out, "Baselines")
     names = base["method"].tolist()
     assert names[0] == "his-opt (this plan)"
     assert names[1:] == [b["name"] for b in doc["baselines"]]
-
-    assert base["feasible"].tolist() == ["yes" if doc["status"]["feasible"] else "NO"] + [
-        "yes" if b["feasible"] else "NO" for b in doc["baselines"]
-    ]
+    for b, (_, row) in zip(doc["baselines"], base.iloc[1:].iterrows(), strict=True):
+        if b["objective"] is None:  # no blank row: it says "no plan" and why
+            assert row["has_plan"] == "no plan" and row["objective"] == "no plan"
+            assert b["reason"] and b["reason"] in row["reason"]
+        else:
+            assert row["objective"] == pytest.approx(b["objective"])
     if doc["status"]["status"] == "optimal":  # no feasible baseline may beat an optimal plan
         for b in doc["baselines"]:
             if b["feasible"]:
                 assert doc["totals"]["objective"] >= b["objective"] - 1e-6 * abs(b["objective"])
 
-    servers = pd.read_excel(out, sheet_name="Servers", engine="openpyxl")
+    servers = read_report_table(out, "Servers")
     assert servers["name"].tolist() == [s["name"] for s in doc["servers"]]
     assert servers["gpu_time_s"].sum() == pytest.approx(doc["totals"]["gpu_time_s"])
     assert (servers["gpu_time_s"] <= servers["budget_s"] * (1 + 1e-6)).all()
@@ -142,6 +152,14 @@ def test_full_example_report_and_plan_agree(full_run, similarity):
     prov = doc["provenance"]
     assert prov["inputs"]["users"]["sha256"] and prov["hiqm"]["sha256"]
     assert prov["hiqm"]["model"]["params"]
+    # GFIS's random public prompt breaks three users' min_quality: the plan says which
+    gfis = next(b for b in doc["baselines"] if b["name"] == "GFIS")
+    assert gfis["objective"] is None and gfis["feasible"] is False
+    assert gfis["reason"].startswith("min_quality not met for 3 users (u04, u20, u37)")
+    assert any("u04" in r and "min_quality" in r for r in gfis["reasons"])
+    iis = next(b for b in doc["baselines"] if b["name"] == "IIS")
+    assert iis["objective"] < 0 and iis["plan_vs_method"] is None  # no ratio to a negative
+    assert iis["lead"] == pytest.approx(doc["totals"]["objective"] - iis["objective"])
 
 
 def test_several_servers_and_candidates(tmp_path, similarity):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -237,15 +238,22 @@ def greedy(inst: Instance, *, table: OptionTable | None = None) -> SolveResult:
 
 
 def run_baselines(inst: Instance, random_state: int | None = None, *,
-                  time_limit: float = 30.0, mip_gap: float = 1e-6) -> dict[str, SolveResult]:
-    """All baselines on ``inst``: ``{"IIS": ..., "GFIS": ..., "PPGFIS": ..., "greedy": ...}``.
-    ``time_limit`` applies to each MILP baseline."""
+                  time_limit: float = 30.0, mip_gap: float = 1e-6,
+                  names: Sequence[str] | None = None) -> dict[str, SolveResult]:
+    """The baselines on ``inst``: ``{"IIS": ..., "GFIS": ..., "PPGFIS": ..., "greedy": ...}``,
+    or only those in ``names`` (spelled as in ``BASELINES``), in that order. ``time_limit``
+    applies to each MILP baseline."""
+    names = BASELINES if names is None else tuple(names)
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; known: {list(BASELINES)}")
     table = build_option_table(inst)
-    return {
-        "IIS": iis(inst, time_limit=time_limit, mip_gap=mip_gap, table=table),
-        "GFIS": gfis(inst, random_state=random_state, time_limit=time_limit, mip_gap=mip_gap,
-                     table=table),
-        "PPGFIS": ppgfis(inst, random_state=random_state, time_limit=time_limit,
-                         mip_gap=mip_gap, table=table),
-        "greedy": greedy(inst, table=table),
+    runs = {
+        "IIS": lambda: iis(inst, time_limit=time_limit, mip_gap=mip_gap, table=table),
+        "GFIS": lambda: gfis(inst, random_state=random_state, time_limit=time_limit,
+                             mip_gap=mip_gap, table=table),
+        "PPGFIS": lambda: ppgfis(inst, random_state=random_state, time_limit=time_limit,
+                                 mip_gap=mip_gap, table=table),
+        "greedy": lambda: greedy(inst, table=table),
     }
+    return {name: runs[name]() for name in names}

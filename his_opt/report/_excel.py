@@ -1,294 +1,125 @@
-"""The Excel report: sheets Summary, Groups, Users, Servers and Model, built from the plan document.
+"""The Excel report, built from the plan document, for an operator to read and print.
 
-Every figure in the workbook is read from the plan document that is also written as JSON, so the
-two cannot disagree. The workbook is written through pandas' ``ExcelWriter(engine="openpyxl")``
-to a temporary file that is renamed onto the target only when complete.
+Sheets: Overview (the plan in words and its key figures), Charts, Groups, Users, Servers,
+Baselines, Model (quality model, GPU profiles, scenario) and Chart data. Every figure is read
+from the plan document that is also written as JSON, so the two cannot disagree. Cells are
+written one by one through :func:`his_opt.report._cells.put`, so text is never a formula.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_path
+from ._cells import FONT, Column, line_count, print_setup, put, write_table
+from ._charts import add_charts, quality_curves
+from ._sheets import (
+    BASELINE_COLUMNS,
+    GROUP_COLUMNS,
+    MODEL_COLUMNS,
+    OPTIONAL_USER_KEYS,
+    SERVER_COLUMNS,
+    USER_COLUMNS,
+    baseline_rows,
+    group_rows,
+    model_rows,
+    overview_lines,
+    server_rows,
+    used_columns,
+    user_rows,
+)
 
 __all__ = [
     "SHEETS",
+    "SHEET_COLUMNS",
+    "key_figures",
+    "read_report_table",
     "quality_curves",
     "report_tables",
     "write_excel_report",
     "write_workbook",
 ]
 
-SHEETS: tuple[str, ...] = ("Summary", "Groups", "Users", "Servers", "Model")
-_MAX_CURVES = 10
-_MAX_WIDTH = 60
-
-# Number formats by column name (tables) or by item name (key/value rows).
-_FORMATS: dict[str, str] = {
-    "similarity": "0.000",
-    "mean_similarity": "0.000",
-    "min_similarity": "0.000",
-    "predicted_quality": "0.0000",
-    "mean_predicted_quality": "0.0000",
-    "min_predicted_quality": "0.0000",
-    "min_quality": "0.0000",
-    "delay_s": "0.000",
-    "mean_delay_s": "0.000",
-    "max_delay_s": "0.000",
-    "deadline_s": "0.000",
-    "energy_j": "#,##0.000",
-    "budget_s": "#,##0.000",
-    "gpu_time_s": "#,##0.000",
-    "gpu_time_simulated_s": "#,##0.000",
-    "utilisation": "0.0%",
-    "power_w": "#,##0.0",
-    "objective": "#,##0.000",
-    "quality_term": "#,##0.000",
-    "delay_term": "#,##0.000",
-    "energy_term": "#,##0.000",
-    "plan_vs_method": "0.0%",
-    "gap": "0.00%",
-    "gpu_time_saved_by_sharing_fraction": "0.0%",
-    "gpu_time_iis_s": "#,##0.000",
-    "gpu_time_saved_vs_iis_s": "#,##0.000",
-    "gpu_time_unshared_s": "#,##0.000",
-    "gpu_time_saved_by_sharing_s": "#,##0.000",
-    "gpu_budget_s": "#,##0.000",
-    "sum_quality": "0.0000",
-    "mean_quality": "0.0000",
-    "sum_delay_s": "#,##0.000",
-    "solve_time_s": "0.00",
-    "bound": "#,##0.000",
-    "common_steps": "0",
-    "edge_steps": "0",
-    "device_steps": "0",
-    "size": "0",
-    "groups": "0",
-    "users": "0",
+SHEETS: tuple[str, ...] = (
+    "Overview", "Charts", "Groups", "Users", "Servers", "Baselines", "Model", "Chart data",
+)
+_TABLE_SHEETS = ("Groups", "Users", "Servers", "Baselines", "Model")
+SHEET_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "Groups": GROUP_COLUMNS,
+    "Users": USER_COLUMNS,
+    "Servers": SERVER_COLUMNS,
+    "Baselines": BASELINE_COLUMNS,
+    "Model": MODEL_COLUMNS,
 }
 
 
-def _num(v: Any) -> float:
-    return math.nan if v is None else float(v)
+def key_figures(plan: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
+    """(label with unit, value, number format) rows of the Overview's key figures."""
+    t, st = plan.get("totals", {}), plan.get("status", {})
+    prov = plan.get("provenance", {})
+    users = plan["users"]
+    on_edge = sum(1 for u in users if u["device_steps"] == 0)
+    pts, sec = "#,##0.000", "#,##0.00"
+    return [
+        ("Status", st.get("status"), None),
+        ("Objective (points, higher is better)", t.get("objective"), pts),
+        ("Bound: no plan scores above (points)", st.get("bound"), pts),
+        ("Gap to the bound (%)", st.get("gap"), "0.000%"),
+        ("What the bound covers", st.get("bound_scope"), None),
+        ("Solve time (s)", st.get("solve_time_s"), "0.0"),
+        ("Quality term (points)", t.get("quality_term"), pts),
+        ("Delay term (points)", t.get("delay_term"), pts),
+        ("Energy term (points)", t.get("energy_term"), pts),
+        ("Users", len(users), "0"),
+        ("Shared groups", t.get("shared_groups"), "0"),
+        ("Users running alone", t.get("solo_users"), "0"),
+        ("Users finishing on the edge (z = 0)", on_edge, "0"),
+        ("Users finishing on their devices (z > 0)", len(users) - on_edge, "0"),
+        ("Mean predicted quality (CLIP score)", t.get("mean_quality"), "0.0000"),
+        ("Lowest predicted quality (CLIP score)", t.get("min_quality"), "0.0000"),
+        ("Mean delay (s)", t.get("mean_delay_s"), sec),
+        ("Longest delay (s)", t.get("max_delay_s"), sec),
+        ("Energy, all users (J)", t.get("energy_j"), "#,##0"),
+        ("GPU time used, all servers (s)", t.get("gpu_time_s"), sec),
+        ("GPU time, simulated schedule (s)", t.get("gpu_time_simulated_s"), sec),
+        ("GPU budget, all servers (s)", t.get("gpu_budget_s"), sec),
+        ("GPU time of the same steps unshared (s)", t.get("gpu_time_unshared_s"), sec),
+        ("GPU time saved by sharing (s)", t.get("gpu_time_saved_by_sharing_s"), sec),
+        ("GPU time saved by sharing (%)", t.get("gpu_time_saved_by_sharing_fraction"), "0.0%"),
+        ("GPU time of the IIS baseline (s)", t.get("gpu_time_iis_s"), sec),
+        ("Seed", prov.get("seed"), "0"),
+        ("his-opt version", prov.get("his_opt_version"), None),
+        ("Created (UTC)", prov.get("created_utc"), None),
+    ]
 
 
 def report_tables(plan: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The data tables of each sheet (without formatting), as DataFrames keyed by table name.
-
-    ``summary`` (item/value), ``baselines``, ``groups``, ``users``, ``servers`` and ``model``
-    (section/key/value). Tests compare these with the plan document and with the workbook.
-    """
-    users = plan["users"]
-    by_user = {u["user_id"]: u for u in users}
-    server_of = {g["group_id"]: g["server"] for g in plan["groups"]}
-    group_rows = []
-    for g in plan["groups"]:
-        members = [by_user[m] for m in g["members"]]
-        sims = [_num(m["similarity"]) for m in members]
-        quals = [_num(m["predicted_quality"]) for m in members]
-        group_rows.append(
-            {
-                "group_id": g["group_id"],
-                "server": g["server"],
-                "public_prompt": g["public_prompt"],
-                "common_steps": g["common_steps"],
-                "size": len(members),
-                "mean_similarity": float(np.mean(sims)) if g["public_prompt"] is not None else None,
-                "min_similarity": float(np.min(sims)) if g["public_prompt"] is not None else None,
-                "mean_predicted_quality": float(np.mean(quals)),
-                "min_predicted_quality": float(np.min(quals)),
-                "mean_delay_s": float(np.mean([m["delay_s"] for m in members])),
-                "seed": g.get("seed"),
-                "members": ", ".join(g["members"]),
-            }
-        )
-    user_rows = []
-    for u in users:
-        user_rows.append(
-            {
-                "user_id": u["user_id"],
-                "group_id": u["group_id"],
-                "server": server_of[u["group_id"]],
-                "subject": u.get("subject"),
-                "prompt": u["prompt"],
-                "negative_prompt": u.get("negative_prompt"),
-                "similarity": u["similarity"],
-                "common_steps": u["common_steps"],
-                "edge_steps": u["edge_steps"],
-                "device_steps": u["device_steps"],
-                "predicted_quality": u["predicted_quality"],
-                "min_quality": u.get("min_quality"),
-                "delay_s": u["delay_s"],
-                "deadline_s": u.get("deadline_s"),
-                "energy_j": u["energy_j"],
-            }
-        )
-    server_cols = [
-        "name",
-        "profile",
-        "profile_kind",
-        "budget_s",
-        "gpu_time_s",
-        "gpu_time_simulated_s",
-        "utilisation",
-        "groups",
-        "users",
-        "power_w",
-    ]
-    servers = pd.DataFrame(
-        [{c: s.get(c) for c in server_cols} for s in plan.get("servers", [])], columns=server_cols
-    )
-    totals, status = plan.get("totals", {}), plan.get("status", {})
-    summary_items = [
-        ("status", status.get("status")),
-        ("objective", totals.get("objective")),
-        ("bound", status.get("bound")),
-        ("gap", status.get("gap")),
-        ("bound_scope", status.get("bound_scope")),
-        ("solve_time_s", status.get("solve_time_s")),
-        ("quality_term", totals.get("quality_term")),
-        ("delay_term", totals.get("delay_term")),
-        ("energy_term", totals.get("energy_term")),
-        ("sum_quality", totals.get("sum_quality")),
-        ("mean_quality", totals.get("mean_quality")),
-        ("min_quality", totals.get("min_quality")),
-        ("sum_delay_s", totals.get("sum_delay_s")),
-        ("mean_delay_s", totals.get("mean_delay_s")),
-        ("max_delay_s", totals.get("max_delay_s")),
-        ("energy_j", totals.get("energy_j")),
-        ("gpu_time_s", totals.get("gpu_time_s")),
-        ("gpu_time_simulated_s", totals.get("gpu_time_simulated_s")),
-        ("gpu_budget_s", totals.get("gpu_budget_s")),
-        ("gpu_time_iis_s", totals.get("gpu_time_iis_s")),
-        ("gpu_time_saved_vs_iis_s", totals.get("gpu_time_saved_vs_iis_s")),
-        ("gpu_time_unshared_s", totals.get("gpu_time_unshared_s")),
-        ("gpu_time_saved_by_sharing_s", totals.get("gpu_time_saved_by_sharing_s")),
-        ("gpu_time_saved_by_sharing_fraction", totals.get("gpu_time_saved_by_sharing_fraction")),
-        ("users", totals.get("users")),
-        ("groups", totals.get("groups")),
-        ("shared_groups", totals.get("shared_groups")),
-        ("solo_users", totals.get("solo_users")),
-        ("seed", plan.get("provenance", {}).get("seed")),
-        ("his_opt_version", plan.get("provenance", {}).get("his_opt_version")),
-    ]
-    summary = pd.DataFrame(summary_items, columns=["item", "value"])
-    base_cols = [
-        "method",
-        "objective",
-        "quality_term",
-        "delay_term",
-        "energy_term",
-        "gpu_time_s",
-        "groups",
-        "plan_vs_method",
-        "feasible",
-        "status",
-    ]
-    base_rows = [
-        {
-            "method": "his-opt (this plan)",
-            "objective": totals.get("objective"),
-            "quality_term": totals.get("quality_term"),
-            "delay_term": totals.get("delay_term"),
-            "energy_term": totals.get("energy_term"),
-            "gpu_time_s": totals.get("gpu_time_s"),
-            "groups": totals.get("shared_groups"),
-            "plan_vs_method": 0.0,
-            "feasible": "yes" if status.get("feasible") else "NO",
-            "status": status.get("status"),
-        }
-    ]
-    for b in plan.get("baselines", []):
-        row = {c: b.get(c) for c in base_cols} | {"method": b["name"]}
-        row["feasible"] = "yes" if b.get("feasible") else "NO"
-        base_rows.append(row)
-    baselines = pd.DataFrame(base_rows, columns=base_cols)
-    return {
-        "summary": summary,
-        "baselines": baselines,
-        "groups": pd.DataFrame(group_rows, columns=list(group_rows[0]) if group_rows else None),
-        "users": pd.DataFrame(user_rows),
-        "servers": servers,
-        "model": pd.DataFrame(_model_items(plan), columns=["section", "key", "value"]),
+    """The rows of each table sheet as DataFrames whose columns are plan field names (the
+    workbook shows them under their labels): ``groups``, ``users``, ``servers``, ``baselines``,
+    ``model`` and ``key_figures`` (label, value)."""
+    frames = {
+        "groups": (GROUP_COLUMNS, group_rows(plan)),
+        "users": (USER_COLUMNS, user_rows(plan)),
+        "servers": (SERVER_COLUMNS, server_rows(plan)),
+        "baselines": (BASELINE_COLUMNS, baseline_rows(plan)),
+        "model": (MODEL_COLUMNS, model_rows(plan)),
     }
+    out = {k: pd.DataFrame(rows, columns=[c.key for c in cols]) for k, (cols, rows) in
+           frames.items()}
+    out["key_figures"] = pd.DataFrame([(a, b) for a, b, _ in key_figures(plan)],
+                                      columns=["label", "value"])
+    return out
 
 
-def _flatten(prefix: str, obj: Any) -> Iterable[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _flatten(f"{prefix}.{k}" if prefix else str(k), v)
-    elif isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
-        for i, v in enumerate(obj):
-            yield from _flatten(f"{prefix}[{i}]", v)
-    elif isinstance(obj, list):
-        yield prefix, json.dumps(obj)
-    else:
-        yield prefix, obj
-
-
-def _model_items(plan: dict[str, Any]) -> list[tuple[str, str, Any]]:
-    prov = plan.get("provenance", {})
-    rows: list[tuple[str, str, Any]] = []
-    hiqm = prov.get("hiqm", {})
-    model = hiqm.get("model", {})
-    for key in ("file", "sha256", "variant"):
-        if key in hiqm:
-            rows.append(("hiqm", key, hiqm[key]))
-    for key in (
-        "form",
-        "quality_metric",
-        "total_steps",
-        "similarity_range",
-        "extrapolation",
-        "params",
-        "provenance",
-    ):
-        if key in model:
-            rows.extend(("hiqm", k, v) for k, v in _flatten(key, model[key]))
-    for key in ("model_min_r2", "model_min_r2_cv"):
-        if key in model.get("metrics", {}):
-            rows.append(("hiqm", f"metrics.{key}", model["metrics"][key]))
-    for srv in prov.get("servers", []):
-        rows.extend(("server profile", k, v) for k, v in _flatten(srv.get("name", "?"), srv))
-    rows.extend(("scenario", k, v) for k, v in _flatten("", plan.get("scenario", {})))
-    sim = prov.get("similarity_model")
-    if sim is not None:
-        rows.append(("similarity", "model", sim))
-    return [
-        (s, k, v if isinstance(v, (int, float, str, type(None))) else json.dumps(v))
-        for s, k, v in rows
-    ]
-
-
-def quality_curves(plan: dict[str, Any], hiqm: Any) -> pd.DataFrame:
-    """HIQM quality against common steps ``0 .. common_steps_max`` for the plan's shared groups.
-
-    One column per shared group (the ten largest if more), evaluated at the mean similarity of
-    its members to its public prompt, named ``"g1 (s=0.62, x=9)"``.
-    """
-    sc = plan.get("scenario", {})
-    x_max = int(sc.get("common_steps_max", 13))
-    xs = np.arange(0, x_max + 1)
-    data: dict[str, Any] = {"common_steps": xs}
-    users = {u["user_id"]: u for u in plan["users"]}
-    shared = [g for g in plan["groups"] if g["public_prompt"] is not None]
-    shared.sort(key=lambda g: -len(g["members"]))
-    for g in shared[:_MAX_CURVES]:
-        s = float(np.mean([users[m]["similarity"] for m in g["members"]]))
-        label = f"{g['group_id']} (s={s:.2f}, x={g['common_steps']})"
-        data[label] = np.asarray(hiqm.predict(s, xs), dtype=float)
-    if len(data) == 1:  # no shared group: show the model at its similarity range's ends
-        lo, hi = getattr(hiqm, "similarity_range", (0.2, 0.7))
-        for s in (lo, hi):
-            data[f"s={s:.2f}"] = np.asarray(hiqm.predict(s, xs), dtype=float)
-    return pd.DataFrame(data)
+def read_report_table(path: str | Path, sheet: str) -> pd.DataFrame:
+    """A table sheet of a written report, its columns renamed from labels back to plan fields
+    (``"Delay (s)"`` -> ``delay_s``); text cells stay text."""
+    keys = {c.label: c.key for c in SHEET_COLUMNS[sheet]}
+    frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl", dtype=object)
+    return frame.rename(columns=keys)
 
 
 def write_excel_report(path: str | Path, plan: dict[str, Any], hiqm: Any) -> None:
@@ -299,122 +130,85 @@ def write_excel_report(path: str | Path, plan: dict[str, Any], hiqm: Any) -> Non
 
 def write_workbook(path: str | Path, plan: dict[str, Any], hiqm: Any) -> None:
     """Write the workbook to ``path`` directly (callers provide atomicity)."""
-    from openpyxl.chart import BarChart, LineChart, Reference
+    from openpyxl import Workbook
 
-    tables = report_tables(plan)
-    curves = quality_curves(plan, hiqm)
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        tables["summary"].to_excel(writer, sheet_name="Summary", index=False)
-        base_col = tables["summary"].shape[1] + 1  # one empty column between the tables
-        tables["baselines"].to_excel(writer, sheet_name="Summary", index=False, startcol=base_col)
-        tables["groups"].to_excel(writer, sheet_name="Groups", index=False)
-        tables["users"].to_excel(writer, sheet_name="Users", index=False)
-        tables["servers"].to_excel(writer, sheet_name="Servers", index=False)
-        tables["model"].to_excel(writer, sheet_name="Model", index=False)
-        curve_col = tables["model"].shape[1] + 1
-        curves.to_excel(writer, sheet_name="Model", index=False, startcol=curve_col)
+    book = Workbook()
+    sheets = {name: book.create_sheet(name) for name in SHEETS}
+    book.remove(book.worksheets[0])
+    _write_overview(sheets["Overview"], plan)
+    users = user_rows(plan)
+    tables: dict[str, tuple[list[Column], list[dict[str, Any]], dict[int, str]]] = {
+        "Groups": (list(GROUP_COLUMNS), group_rows(plan), {}),
+        "Users": (used_columns(USER_COLUMNS, users, OPTIONAL_USER_KEYS), users, {}),
+        "Servers": (list(SERVER_COLUMNS), server_rows(plan), {}),
+        "Model": (list(MODEL_COLUMNS), model_rows(plan), {}),
+    }
+    base = baseline_rows(plan)
+    no_plan = {i: "no plan" for i, r in enumerate(base) if r.get("objective") is None}
+    tables["Baselines"] = (list(BASELINE_COLUMNS), base, no_plan)
+    for name in _TABLE_SHEETS:
+        columns, rows, missing = tables[name]
+        ws = sheets[name]
+        last_row, last_col = write_table(ws, columns, rows, missing=missing)
+        ws.freeze_panes = "B2"
+        ws.auto_filter.ref = f"A1:{_col(last_col)}{max(last_row, 1)}"
+        print_setup(ws)
+    add_charts(sheets["Charts"], sheets["Chart data"], plan, hiqm)
+    print_setup(sheets["Charts"], title_rows=None)
+    print_setup(sheets["Chart data"], title_rows=None)
+    for col in "ABCDEFGHIJK":
+        sheets["Chart data"].column_dimensions[col].width = 22
+    book.active = 0
+    book.save(path)
 
-        book = writer.book
-        summary = book["Summary"]
-        _format_table(summary, tables["summary"], 1, item_formats=True)
-        _format_table(summary, tables["baselines"], base_col + 1)
-        n_base = len(tables["baselines"])
-        summary.auto_filter.ref = _ref(
-            base_col + 1, 1, base_col + tables["baselines"].shape[1], n_base + 1
-        )
-        bar = BarChart()
-        bar.type = "col"
-        bar.title = "Objective: this plan against the baselines"
-        bar.y_axis.title = "objective (higher is better)"
-        bar.x_axis.title = "method"
-        bar.add_data(
-            Reference(summary, min_col=base_col + 2, min_row=1, max_row=n_base + 1),
-            titles_from_data=True,
-        )
-        bar.set_categories(Reference(summary, min_col=base_col + 1, min_row=2, max_row=n_base + 1))
-        bar.legend = None
-        bar.height, bar.width = 8, 16
-        summary.add_chart(bar, f"{_col(base_col + 1)}{n_base + 4}")
 
-        for name, key in (("Groups", "groups"), ("Users", "users"), ("Servers", "servers")):
-            ws = book[name]
-            _format_table(ws, tables[key], 1)
-            ws.auto_filter.ref = _ref(1, 1, max(tables[key].shape[1], 1), len(tables[key]) + 1)
+def _write_overview(ws: Any, plan: dict[str, Any]) -> None:
+    """The plan in words (topic, sentence), then the key figures in two columns of
+    (label with unit, value) pairs, sized to print on one landscape page."""
+    from openpyxl.styles import Alignment, Font, PatternFill
 
-        model = book["Model"]
-        _format_table(model, tables["model"], 1)
-        model.auto_filter.ref = _ref(1, 1, 3, len(tables["model"]) + 1)
-        _format_table(model, curves, curve_col + 1, default_format="0.0000")
-        line = LineChart()
-        line.title = "Predicted quality against common steps (HIQM)"
-        line.y_axis.title = str(
-            plan.get("provenance", {})
-            .get("hiqm", {})
-            .get("model", {})
-            .get("quality_metric", "quality")
-        )
-        line.x_axis.title = "common steps x"
-        n_x = len(curves)
-        line.add_data(
-            Reference(
-                model,
-                min_col=curve_col + 2,
-                max_col=curve_col + curves.shape[1],
-                min_row=1,
-                max_row=n_x + 1,
-            ),
-            titles_from_data=True,
-        )
-        line.set_categories(Reference(model, min_col=curve_col + 1, min_row=2, max_row=n_x + 1))
-        line.height, line.width = 9, 18
-        model.add_chart(line, f"{_col(curve_col + 1)}{n_x + 4}")
-        for ws in book.worksheets:
-            ws.freeze_panes = "A2"
+    t = plan.get("totals", {})
+    n_srv = len(plan.get("servers", []))
+    title = (f"his-opt plan: {len(plan['users'])} users, {t.get('shared_groups', 0)} shared "
+             f"groups, {n_srv} edge server{'s' if n_srv != 1 else ''}")
+    put(ws, 1, 1, title).font = Font(name=FONT, bold=True, size=14)
+    widths = {"A": 38, "B": 26, "C": 40, "D": 26}
+    for col, width in widths.items():
+        ws.column_dimensions[col].width = width
+    text_width = widths["B"] + widths["C"] + widths["D"]
+    wrap, bold = Alignment(wrap_text=True, vertical="top"), Font(name=FONT, bold=True)
+    fill = PatternFill("solid", fgColor="DDEBF7")
+    row = 3
+    for a, b in (("The plan in words", None), *overview_lines(plan)):
+        ca, cb = put(ws, row, 1, a), put(ws, row, 2, b)
+        ca.font, ca.alignment, cb.alignment = bold, wrap, wrap
+        ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=4)
+        ws.row_dimensions[row].height = 13.0 * max(line_count(b, text_width),
+                                                   line_count(a, widths["A"])) + 3
+        if b is None:
+            ca.fill = fill
+        row += 1
+    row += 1
+    figures = key_figures(plan)
+    half = (len(figures) + 1) // 2
+    for j, text in enumerate(("Key figure", "Value", "Key figure", "Value")):
+        c = put(ws, row, j + 1, text)
+        c.font, c.fill = bold, fill
+    for i, (label, value, fmt) in enumerate(figures):
+        r, c0 = row + 1 + i % half, 1 + 2 * (i // half)
+        put(ws, r, c0, label).alignment = wrap
+        put(ws, r, c0 + 1, value, fmt).alignment = Alignment(horizontal="left", wrap_text=True,
+                                                             vertical="top")
+        lines = max(line_count(label, widths["A"] if c0 == 1 else widths["C"]),
+                    line_count(value if isinstance(value, str) else None, widths["B"]))
+        if lines > 1:
+            dim = ws.row_dimensions[r]
+            dim.height = max(dim.height or 0, 13.0 * lines + 2)
+    print_setup(ws, title_rows=None)
+    ws.page_setup.fitToHeight = 1
 
 
 def _col(index: int) -> str:
     from openpyxl.utils import get_column_letter
 
     return get_column_letter(index)
-
-
-def _ref(c0: int, r0: int, c1: int, r1: int) -> str:
-    return f"{_col(c0)}{r0}:{_col(c1)}{r1}"
-
-
-def _format_table(
-    ws: Any,
-    df: pd.DataFrame,
-    first_col: int,
-    *,
-    item_formats: bool = False,
-    default_format: str | None = None,
-) -> None:
-    """Bold header, number formats by column (or by item for key/value tables), widths."""
-    from openpyxl.styles import Alignment, Font, PatternFill
-
-    header_font = Font(bold=True)
-    header_fill = PatternFill("solid", fgColor="DDEBF7")
-    for j, name in enumerate(df.columns):
-        col = first_col + j
-        cell = ws.cell(row=1, column=col)
-        cell.font, cell.fill = header_font, header_fill
-        fmt = _FORMATS.get(str(name), default_format if j > 0 else None)
-        if str(name) == "common_steps":
-            fmt = "0"
-        width = len(str(name))
-        for i in range(len(df)):
-            c = ws.cell(row=i + 2, column=col)
-            if item_formats and j == 1:
-                item_fmt = _FORMATS.get(str(df.iloc[i, 0]))
-                if item_fmt and isinstance(c.value, (int, float)):
-                    c.number_format = item_fmt
-            elif fmt and isinstance(c.value, (int, float)):
-                c.number_format = fmt
-            text = c.value
-            if isinstance(text, float):
-                text = f"{text:.4g}"
-            width = max(width, len(str(text)) if text is not None else 0)
-            if str(name) in ("prompt", "public_prompt", "negative_prompt", "members", "value"):
-                c.alignment = Alignment(wrap_text=False, vertical="top")
-        ws.column_dimensions[_col(col)].width = min(max(width + 2, 8), _MAX_WIDTH)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..io import server_summary
+from ._compare import lead_percent, reason_summary
 from ._schema import PLAN_SCHEMA_ID, validate_plan
 
 __all__ = ["build_plan_document", "plan_json_text", "write_plan_json"]
@@ -87,11 +88,37 @@ def _terms(ev: Any, weights: tuple[float, float, float]) -> dict[str, float]:
     }
 
 
-def _relative(plan_obj: float, other: float) -> float | None:
-    """``(plan - other) / |other|``: how far this plan's objective is ahead of ``other``."""
-    if other == 0 or not math.isfinite(other):
-        return None
-    return (plan_obj - other) / abs(other)
+def _baseline_entry(
+    instance: Any, name: str, b: Any, plan_objective: float, weights: tuple[float, float, float]
+) -> dict[str, Any]:
+    """One ``baselines`` entry: its terms when it has a plan; otherwise ``reason`` (which
+    constraint fails for which users) and ``reasons`` (every line the baseline gave)."""
+    from ..allocation import check_feasible, evaluate
+
+    b_plan = getattr(b, "plan", b)
+    common = {
+        "name": name,
+        "status": str(getattr(b, "status", "plan" if b_plan is not None else "no plan")),
+        "solve_time_s": _opt_float(getattr(b, "solve_time_s", None)),
+    }
+    if b_plan is None:
+        reasons = [str(d) for d in getattr(b, "diagnostics", [])]
+        return {**common, "objective": None, "feasible": False,
+                "reason": reason_summary(reasons) or "no reason given", "reasons": reasons}
+    b_ev = evaluate(instance, b_plan)
+    violations = [str(v) for v in check_feasible(instance, b_plan)]
+    other = float(b_ev.objective)
+    return {
+        **common,
+        **_terms(b_ev, weights),
+        "groups": int(b_ev.n_groups),
+        "feasible": not violations,
+        "reason": reason_summary(violations),
+        "reasons": violations,
+        "notes": [str(d) for d in getattr(b, "diagnostics", [])],
+        "lead": plan_objective - other,
+        "plan_vs_method": lead_percent(plan_objective, other),
+    }
 
 
 def build_plan_document(
@@ -146,33 +173,9 @@ def build_plan_document(
             }
         )
 
-    base_docs = []
-    iis_gpu = None
-    for name, b in _baseline_items(baselines):
-        b_plan = getattr(b, "plan", b)
-        if b_plan is None:
-            base_docs.append(
-                {
-                    "name": name,
-                    "objective": None,
-                    "feasible": False,
-                    "status": str(getattr(b, "status", "no plan")),
-                }
-            )
-            continue
-        b_ev = evaluate(instance, b_plan)
-        b_viol = check_feasible(instance, b_plan)
-        entry = {
-            "name": name,
-            "status": str(getattr(b, "status", "plan")),
-            **_terms(b_ev, weights),
-            "groups": int(b_ev.n_groups),
-            "feasible": not b_viol,
-            "plan_vs_method": _relative(float(ev.objective), float(b_ev.objective)),
-        }
-        base_docs.append(entry)
-        if name.upper() == "IIS":
-            iis_gpu = entry["gpu_time_s"]
+    base_docs = [_baseline_entry(instance, name, b, float(ev.objective), weights)
+                 for name, b in _baseline_items(baselines)]
+    iis_gpu = next((e.get("gpu_time_s") for e in base_docs if e["name"].upper() == "IIS"), None)
 
     n = instance.n_users
     x_u = np.array([u["common_steps"] for u in doc["users"]])

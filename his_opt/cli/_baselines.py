@@ -1,0 +1,79 @@
+"""``solve --baselines``: which published baselines to score, each within its own time budget,
+with one progress line per baseline (through ``logging``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import InputError
+
+__all__ = ["BASELINE_NAMES", "parse_baselines", "run_selected_baselines"]
+
+logger = logging.getLogger("his_opt.cli.baselines")
+
+# option spelling -> the name used in the plan, the report and run_baselines
+BASELINE_NAMES: dict[str, str] = {"iis": "IIS", "gfis": "GFIS", "ppgfis": "PPGFIS",
+                                  "greedy": "greedy"}
+
+
+def parse_baselines(text: str) -> tuple[str, ...]:
+    """``"iis,gfis"`` -> ``("IIS", "GFIS")``; ``"none"`` -> ``()``; ``"all"`` -> every one.
+    Case-insensitive; an unknown or repeated name is an ``InputError`` on ``--baselines``."""
+    words = [w.strip().lower() for w in text.split(",")]
+    if words == ["none"]:
+        return ()
+    if words == ["all"]:
+        return tuple(BASELINE_NAMES.values())
+    known = ", ".join([*BASELINE_NAMES, "all", "none"])
+    out: list[str] = []
+    for w in words:
+        if w not in BASELINE_NAMES:
+            raise InputError(f"unknown baseline {w!r}; known: {known}", field="--baselines",
+                             file="<command line>")
+        if BASELINE_NAMES[w] in out:
+            raise InputError(f"baseline {w!r} given twice", field="--baselines",
+                             file="<command line>")
+        out.append(BASELINE_NAMES[w])
+    return tuple(out)
+
+
+def _outcome(result: Any) -> str:
+    from ..report import reason_summary
+
+    if result.plan is None:
+        why = reason_summary([str(d) for d in result.diagnostics]) or "no reason given"
+        return f"no plan ({result.status}): {why}"
+    return f"objective {result.objective:.3f} ({result.status})"
+
+
+def run_selected_baselines(
+    instance: Any,
+    names: Sequence[str],
+    *,
+    time_limit: float,
+    mip_gap: float,
+    random_state: int | None,
+) -> dict[str, Any]:
+    """Run the baselines ``names`` (plan spelling) on ``instance``, each with ``time_limit``
+    seconds for its MILP, all of them together within ``len(names) * time_limit`` seconds
+    (a baseline that starts late gets what is left, at least one second). Logs one line per
+    baseline at INFO: what it found and how long it took."""
+    if not names:
+        logger.info("baselines: none requested")
+        return {}
+    from ..allocation import run_baselines
+
+    deadline = time.perf_counter() + time_limit * len(names)
+    out: dict[str, Any] = {}
+    for i, name in enumerate(names, 1):
+        start = time.perf_counter()
+        budget = max(min(time_limit, deadline - start), 1.0)
+        (result,) = run_baselines(instance, random_state, time_limit=budget, mip_gap=mip_gap,
+                                  names=(name,)).values()
+        out[name] = result
+        logger.info("baseline %d/%d %s: %s in %.1f s", i, len(names), name, _outcome(result),
+                    time.perf_counter() - start)
+    return out

@@ -1,0 +1,80 @@
+"""``solve --baselines``: which baselines run, one progress line each, and bad names."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from his_opt._errors import InputError
+from his_opt.allocation import run_baselines
+from his_opt.allocation._synthetic import tiny_instance
+from his_opt.cli._baselines import parse_baselines
+from his_opt.cli._solve import main
+from his_opt.report import read_report_table
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_parse_baselines():
+    assert parse_baselines("iis,GFIS, ppgfis,greedy") == ("IIS", "GFIS", "PPGFIS", "greedy")
+    assert parse_baselines("all") == ("IIS", "GFIS", "PPGFIS", "greedy")
+    assert parse_baselines("None") == ()
+    assert parse_baselines("greedy,iis") == ("greedy", "IIS")
+    for bad, words in (("iis,foo", "unknown baseline 'foo'"), ("iis,iis", "given twice"),
+                       ("", "unknown baseline ''")):
+        with pytest.raises(InputError, match=words):
+            parse_baselines(bad)
+
+
+def test_run_baselines_names_filter():
+    inst = tiny_instance(0)
+    out = run_baselines(inst, random_state=0, names=["greedy", "IIS"])
+    assert list(out) == ["greedy", "IIS"]
+    assert list(run_baselines(inst, random_state=0)) == ["IIS", "GFIS", "PPGFIS", "greedy"]
+    with pytest.raises(ValueError, match="unknown baselines"):
+        run_baselines(inst, names=["iis"])
+
+
+def test_unknown_baseline_exits_2_with_one_line(tmp_path, capsys):
+    out = tmp_path / "r.xlsx"
+    code = main([str(EXAMPLES / "users_small.csv"), "--out", str(out), "--baselines",
+                 "iis,simplex"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("his-opt: error: ")
+    assert "field '--baselines'" in err and "unknown baseline 'simplex'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def _solve(tmp_path: Path, *args: str) -> tuple[dict, Path, int]:
+    out, plan = tmp_path / "r.xlsx", tmp_path / "p.json"
+    code = main([str(EXAMPLES / "users_small.csv"), "--out", str(out), "--plan", str(plan),
+                 "--quiet", "--time-limit", "20", *args])
+    return json.loads(plan.read_text(encoding="utf-8")), out, code
+
+
+def test_baselines_none_runs_none(tmp_path, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="his_opt.cli.baselines")
+    doc, out, code = _solve(tmp_path, "--baselines", "none")
+    assert code == 0 and doc["baselines"] == []
+    assert doc["totals"]["gpu_time_iis_s"] is None
+    assert "vs " not in capsys.readouterr().out
+    assert [r.getMessage() for r in caplog.records] == ["baselines: none requested"]
+    assert read_report_table(out, "Baselines")["method"].tolist() == ["his-opt (this plan)"]
+    assert len(openpyxl.load_workbook(out)["Charts"]._charts) == 5
+
+
+def test_baselines_gfis_runs_only_it(tmp_path, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="his_opt.cli.baselines")
+    doc, out, code = _solve(tmp_path, "--baselines", "gfis", "--baseline-time-limit", "5")
+    assert code == 0 and [b["name"] for b in doc["baselines"]] == ["GFIS"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("baseline 1/1 GFIS: ")
+    summary = capsys.readouterr().out
+    assert "vs GFIS" in summary and "vs IIS" not in summary
+    assert read_report_table(out, "Baselines")["method"].tolist() == [
+        "his-opt (this plan)", "GFIS"]
