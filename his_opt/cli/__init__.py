@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``his-opt`` argument parser."""
-    from . import _generate, _hiqm, _profile, _similarity, _solve
+    from . import _generate, _hiqm, _profile, _resume, _similarity, _solve
 
     parser = argparse.ArgumentParser(
         prog="his-opt",
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     _similarity.add_similarity_parser(sub)
     _hiqm.add_fit_hiqm_parser(sub)
     _generate.add_generate_parser(sub)
+    _resume.add_resume_parser(sub)
     _profile.add_profile_quality_parser(sub)
     _profile.add_profile_gpu_parser(sub)
     return parser

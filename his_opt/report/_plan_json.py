@@ -103,8 +103,12 @@ def build_plan_document(
     solver: dict[str, Any] | None = None,
     command: list[str] | None = None,
     arguments: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full plan document for ``result`` (a ``SolveResult``) on ``instance``.
+
+    ``model`` (id, dtype, variant, guidance_public, guidance_personal) is recorded as the
+    plan's top-level ``model`` for ``generate``.
 
     ``baselines`` maps a name to a baseline result or plan (anything with ``.plan`` or a plan);
     ``inputs`` is the ``SolveInputs`` the instance was built from; ``command`` (default
@@ -262,6 +266,8 @@ def build_plan_document(
             "provenance": provenance,
         }
     )
+    if model is not None:
+        doc["model"] = dict(model)
     doc = _clean(doc)
     validate_plan(doc, source="<plan document>")
     return doc

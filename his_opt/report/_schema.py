@@ -214,6 +214,19 @@ PLAN_JSON_SCHEMA: dict[str, Any] = {
                 "properties": {"name": _STR, "objective": _OPT_NUM, "status": _STR},
             },
         },
+        "model": {
+            "description": "Optional: the SD3 pipeline the plan is for (`solve --model`); "
+            "`generate` uses it by default and refuses another.",
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "id": _d(_STR, "pipeline folder (resolved path) or hub id"),
+                "dtype": {"enum": ["float32", "float16", "bfloat16"]},
+                "variant": _STR,
+                "guidance_public": _NNUM,
+                "guidance_personal": _NNUM,
+            },
+        },
         "provenance": {
             "type": "object",
             "required": ["his_opt_version", "inputs", "hiqm"],
