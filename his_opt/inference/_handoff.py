@@ -206,7 +206,8 @@ class HybridHandoff:
             raw_meta = header.get("__metadata__", {}).get(_META_KEY)
             tensors = load(data)
         except Exception as err:  # noqa: BLE001 - any parse failure means "not a hand-off"
-            raise ValueError(f"{source}: not a safetensors hand-off file ({err}).") from None
+            why = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"{source}: not a safetensors hand-off file ({why}).") from None
         if raw_meta is None:
             raise ValueError(f"{source}: safetensors file without his-opt hand-off metadata.")
         try:
