@@ -171,8 +171,8 @@ def test_fp16_handoff_resumes_on_fp32_and_bf16_is_the_same_model(tmp_path, capsy
     assert main([*argv, "--device", "cpu", "--dtype", "float32"]) == 0
     assert "cast float16 -> float32" in capsys.readouterr().out
     got = _pixels(out)
-    # stated tolerance: fp16 edge steps on the tiny model stay within 8 grey levels of fp32
-    assert np.abs(got - np.round(ref * 255)).max() <= 8
+    # stated tolerance: 2 grey levels of the fp32 run (measured: 1)
+    assert np.abs(got - np.round(ref * 255)).max() <= 2
     with PIL.Image.open(out) as im:
         record = json.loads(im.text["his-opt"])
     assert record["dtype_cast"] is True and record["handoff_dtype"] == "float16"
