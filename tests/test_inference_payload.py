@@ -68,9 +68,11 @@ def test_written_file_size_is_the_byte_model(handoff, tmp_path, mode):
     meta = header["__metadata__"]["his_opt.handoff"]
     assert json.loads(meta)["prompt"] == PROMPT
     bare = dict(json.loads(meta), prompt="", negative_prompt="")
-    assert len(json.dumps(json.dumps(json.loads(meta), separators=(",", ":")))) - len(
-        json.dumps(json.dumps(bare, separators=(",", ":")))
-    ) == texts
+    assert (
+        len(json.dumps(json.dumps(json.loads(meta), separators=(",", ":"))))
+        - len(json.dumps(json.dumps(bare, separators=(",", ":"))))
+        == texts
+    )
     # safetensors itself reads the file
     from safetensors.torch import load
 

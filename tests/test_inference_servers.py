@@ -188,7 +188,10 @@ def test_bad_handoff_files_write_nothing(local_run, tmp_path, capsys):
     model = ["--model", str(tiny_model_dir()), "--device", "cpu"]
     cases = {
         "truncated": (good[: len(good) - 100], "not a safetensors hand-off"),
-        "corrupt": (b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      " + good[40:], "not a safetensors"),
+        "corrupt": (
+            b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      " + good[40:],
+            "not a safetensors",
+        ),
     }
     for name, (data, match) in cases.items():
         path = tmp_path / f"{name}.safetensors"
@@ -198,7 +201,9 @@ def test_bad_handoff_files_write_nothing(local_run, tmp_path, capsys):
         assert err.startswith(f"his-opt: error: {path}: ") and match in err
         assert len(err.strip().splitlines()) == 1
     path = root / "handoffs" / "u3.safetensors"
-    assert main(["resume", str(path), *model, "--out", str(tmp_path / "x.png"), "--height", "64"]) == 2
+    assert (
+        main(["resume", str(path), *model, "--out", str(tmp_path / "x.png"), "--height", "64"]) == 2
+    )
     assert "shape differs" in capsys.readouterr().err
     other = tmp_path / "other-model"
     from his_opt.testing import build_tiny_sd3_pipeline
@@ -240,7 +245,14 @@ def test_unknown_server_is_refused(tmp_path, capsys):
     plan = copy.deepcopy(PLAN)
     plan["groups"][1]["server"] = "es9"
     plan_path = _write(tmp_path / "plan.json", plan)
-    argv = ["generate", str(plan_path), "--model", str(tiny_model_dir()), "--out", str(tmp_path / "o")]
+    argv = [
+        "generate",
+        str(plan_path),
+        "--model",
+        str(tiny_model_dir()),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == (
@@ -268,7 +280,9 @@ def test_two_servers_on_ray_equal_the_local_run(local_run, tmp_path):
     (out / "u4.png").unlink()
     assert _generate(plan_path, out) == 0
     for uid in ("u1", "u2", "u3", "u4", "u5"):
-        assert (out / f"{uid}.png").read_bytes() == (root / "local" / f"{uid}.png").read_bytes(), uid
+        assert (out / f"{uid}.png").read_bytes() == (root / "local" / f"{uid}.png").read_bytes(), (
+            uid
+        )
     workers = {manifest["servers"][s]["worker"] for s in ("es1", "es2")}
     assert len(workers) == 2  # one actor per server
     assert manifest["servers"]["es1"]["max_batch_used"] == 2
@@ -276,3 +290,42 @@ def test_two_servers_on_ray_equal_the_local_run(local_run, tmp_path):
     again = json.loads((out / "manifest.json").read_text())
     assert again["groups"]["g2"]["runs"][-1]["users"] == ["u4"]
     assert len(again["groups"]["g1"]["runs"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "match"),
+    [
+        (
+            lambda p: p.update(model={"id": "m", "guidance_personal": 7.0}),
+            "model.guidance_personal",
+            "differs from the scenario's 8.0",
+        ),
+        (lambda p: p.update(model={"id": "m", "dtype": "int8"}), "model.dtype", "must be one of"),
+        (lambda p: p.update(model={"dtype": "float16"}), "model.id", "non-empty string"),
+        (
+            lambda p: p["servers"][1].update(max_batch_images=0),
+            "servers[1].max_batch_images",
+            "positive integer",
+        ),
+        (
+            lambda p: p["servers"][1].update(batch_images=0),
+            "servers[1].batch_images",
+            "positive integer",
+        ),
+        (
+            lambda p: p["scenario"].update(handoff="pixels"),
+            "scenario.handoff",
+            "latent, embeddings",
+        ),
+        (lambda p: p["groups"][0].pop("server"), "groups[0].server", "non-empty string"),
+    ],
+)
+def test_bad_plan_model_and_servers(tmp_path, change, field, match):
+    from his_opt.inference._executor import load_plan
+
+    plan = copy.deepcopy(PLAN)
+    change(plan)
+    path = _write(tmp_path / "plan.json", plan)
+    with pytest.raises(InputError, match=match) as err:
+        load_plan(path)
+    assert str(err.value).startswith(f"{path}: field '{field}'")

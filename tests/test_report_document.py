@@ -123,5 +123,5 @@ def test_plan_records_the_model_and_generate_reads_it(solved, tmp_path):
     path.write_text(json.dumps(doc), encoding="utf-8")
     plan = load_plan(path)
     assert plan.model == model and plan.handoff == "latent"
-    assert plan.servers == {s.name: s.max_batch_images for s in inst.servers}
+    assert plan.servers == {s.name: s.batch_images() for s in inst.servers}
     assert {g.server for g in plan.groups} <= set(plan.servers)

@@ -18,11 +18,12 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
         "generate",
         help="run a plan: hybrid SD3 inference group by group, one image per user",
         description=(
-            "Execute PLAN (schema his-opt/plan/1) group by group: the public phase once per "
-            "group, the members' personal phases batched; users with device_steps > 0 are "
-            "handed off and resumed locally, as their device would. Writes DIR/USER_ID.png and "
-            "DIR/manifest.json (timings, transformer rows, seeds); a re-run skips users already "
-            "done."
+            "Execute PLAN (schema his-opt/plan/1) server after server, or with --ray-address "
+            "one Ray actor per server: per group the public phase once, the members' personal "
+            "phases batched under the server's batch cap; users with device_steps > 0 are "
+            "handed off (in the plan's hand-off mode) and resumed, as their device would. "
+            "Writes DIR/USER_ID.png and DIR/manifest.json (per-server timings, batch sizes, "
+            "rows, seeds); a re-run skips users already done."
         ),
     )
     parser.add_argument("plan", type=Path, help="plan JSON written by `his-opt solve`")

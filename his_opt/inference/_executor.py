@@ -280,7 +280,10 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def _load_servers(doc: dict[str, Any], fail: Any) -> dict[str, int | None]:
-    """``servers[]`` of the plan: name -> ``max_batch_images`` (``{}`` when the plan has none)."""
+    """``servers[]`` of the plan: name -> images per launch (``{}`` when the plan has none).
+
+    ``batch_images`` (the solver's launch size: ``max_batch_images`` within the profile's
+    measured range) when present, else ``max_batch_images``."""
     raw = doc.get("servers")
     if raw is None:
         return {}
@@ -293,9 +296,10 @@ def _load_servers(doc: dict[str, Any], fail: Any) -> dict[str, int | None]:
             raise fail(f"servers[{i}].name", f"must be a non-empty string, got {name!r}")
         if name in servers:
             raise fail(f"servers[{i}].name", f"duplicate server {name!r}")
-        cap = srv.get("max_batch_images")
+        key = "batch_images" if "batch_images" in srv else "max_batch_images"
+        cap = srv.get(key)
         if cap is not None and (not _int(cap) or cap < 1):
-            raise fail(f"servers[{i}].max_batch_images", f"must be a positive integer or null, got {cap!r}")
+            raise fail(f"servers[{i}].{key}", f"must be a positive integer or null, got {cap!r}")
         servers[name] = cap
     return servers
 
@@ -377,8 +381,8 @@ def pending_users(plan: Plan, out_dir: str | Path, manifest: dict[str, Any] | No
 
 
 def batch_cap(plan: Plan, group: PlanGroup, max_batch_size: int | None) -> int | None:
-    """Images per transformer call for ``group``: its server's ``max_batch_images`` and the
-    caller's ``max_batch_size``, whichever is smaller (``None``: no cap)."""
+    """Images per transformer call for ``group``: its server's launch size (``batch_images``)
+    and the caller's ``max_batch_size``, whichever is smaller (``None``: no cap)."""
     caps = [c for c in (plan.servers.get(group.server), max_batch_size) if c is not None]
     return min(caps) if caps else None
 
@@ -528,7 +532,7 @@ class _Recorder:
         server = self.manifest.setdefault("servers", {}).setdefault(
             group.server,
             {
-                "max_batch_images": self.plan.servers.get(group.server),
+                "batch_cap": self.plan.servers.get(group.server),
                 "groups_run": 0,
                 "edge_s": 0.0,
                 "device_s": 0.0,

@@ -142,6 +142,7 @@ def build_plan_document(
             {
                 **server_summary(srv),
                 "power_w": float(instance.power_w[s]),
+                "batch_images": int(instance.batch_images[s]),
                 "gpu_time_s": used,
                 "gpu_time_simulated_s": float(sim_time[s]),
                 "utilisation": used / srv.budget_s if srv.budget_s > 0 else None,

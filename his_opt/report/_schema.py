@@ -155,6 +155,10 @@ PLAN_JSON_SCHEMA: dict[str, Any] = {
                     "groups": _INT,
                     "users": _INT,
                     "power_w": _OPT_NUM,
+                    "batch_images": _d(
+                        {"type": "integer", "minimum": 1},
+                        "images per personal launch the solver assumed (generate's cap)",
+                    ),
                 },
             },
         },
