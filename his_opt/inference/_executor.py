@@ -1,9 +1,11 @@
-"""Execute a ``his-opt/plan/1`` plan: one hybrid call per group, hand-offs resumed locally.
+"""Execute a ``his-opt/plan/1`` plan: one hybrid call per group, server after server.
 
-Each group runs once: its public phase, then its members' personal phases on the edge server
-(``edge_steps``). Members with ``device_steps > 0`` get a hand-off, serialized and resumed here
-as the user device would (personal phase II). Images are written atomically as ``USER_ID.png``;
-``manifest.json`` is rewritten after every group, so a killed run resumes where it stopped.
+Each group runs once (:func:`execute_group`): its public phase, then its members' personal
+phases on its edge server (``edge_steps``) under the server's batch cap. Members with
+``device_steps > 0`` get a hand-off, serialized in the plan's mode and resumed as the user
+device would (personal phase II). The driver (:class:`_Recorder`) writes ``USER_ID.png`` and
+``manifest.json`` atomically after every group, so a killed run resumes where it stopped;
+:mod:`._ray_plan` runs the same groups on one Ray actor per server.
 """
 
 from __future__ import annotations
