@@ -77,18 +77,20 @@ def _resolve_model(args: argparse.Namespace, plan: Any) -> tuple[str, str | None
 
     recorded = plan.model or {}
     if args.model is None and not recorded:
-        raise InputError("the plan records no model; give --model", field="--model")
+        raise InputError("the plan records no model; give --model", file=args.plan, field="--model")
     model = canonical(args.model or recorded["id"])
     if recorded and canonical(recorded["id"]) != model:
         raise InputError(
             f"the plan was solved for model {recorded['id']!r}, not {args.model!r}; "
             "drop --model or re-run solve --model",
+            file=args.plan,
             field="--model",
         )
     dtype = recorded.get("dtype")
     if args.dtype and dtype and args.dtype != dtype:
         raise InputError(
             f"the plan was solved for dtype {dtype}, not {args.dtype}; drop --dtype or re-solve",
+            file=args.plan,
             field="--dtype",
         )
     model_path = Path(model)
