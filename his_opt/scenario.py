@@ -57,6 +57,9 @@ class Scenario:
     latent_channels: int = 16
     latent_bits_per_value: int = 16
     latent_compression: float = 1.0
+    # What the hand-off file sends (his_opt.costs._payload): "latent" (the device encodes its
+    # prompts) or "embeddings" (for devices without text encoders, ~11x the bytes at SD3 sizes).
+    handoff: str = "latent"
     # Downlink defaults (the paper's channel figures are not published): 10 MHz, 1 W,
     # gain 1e-9 (about 90 dB path loss), thermal noise -174 dBm/Hz.
     bandwidth_hz: float = 10e6
@@ -107,6 +110,8 @@ class Scenario:
             fail("common_steps_max", f"must be at most total_steps - 1 = {self.total_steps - 1}")
         if self.variant not in VARIANTS and self.variant != "custom":
             fail("variant", f"unknown {self.variant!r}; use one of {sorted(VARIANTS)} or 'custom'")
+        if self.handoff not in ("latent", "embeddings"):
+            fail("handoff", f"must be 'latent' or 'embeddings', got {self.handoff!r}")
         if self.device_model not in ("measured", "cycles"):
             fail("device_model", "must be 'measured' or 'cycles'")
         if self.device_freq_min_hz > self.device_freq_max_hz:

@@ -90,13 +90,17 @@ def test_save_load_round_trip_keeps_metadata(split, tmp_path):
     from his_opt.inference import HybridHandoff
 
     h = split.handoffs[2]
-    path = h.save(tmp_path / "u2.safetensors")
+    path = h.save(tmp_path / "u2.safetensors", mode="embeddings")
     loaded = HybridHandoff.load(path)
     assert loaded.metadata() == h.metadata()
     assert torch.equal(loaded.latents, h.latents)
     assert torch.equal(loaded.negative_prompt_embeds, h.negative_prompt_embeds)
     assert loaded.scheduler_config["shift"] == 3.0
     assert [p.name for p in tmp_path.iterdir()] == ["u2.safetensors"]  # no temp files left
+    # the default mode sends the latent and the texts; the device encodes its prompts
+    bare = HybridHandoff.load(h.save(tmp_path / "bare.safetensors"))
+    assert not bare.has_embeddings and bare.metadata() == h.metadata()
+    assert (tmp_path / "bare.safetensors").stat().st_size < path.stat().st_size
 
 
 def test_resume_in_another_process_equals_unsplit(split, unsplit, tmp_path):

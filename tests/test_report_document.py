@@ -90,3 +90,41 @@ def test_baselines_scored_by_the_same_evaluator(solved):
             assert b["plan_vs_method"] is None
     iis = next(b for b in doc["baselines"] if b["name"] == "IIS")
     assert doc["totals"]["gpu_time_iis_s"] == pytest.approx(iis["gpu_time_s"])
+
+
+def test_plan_records_the_model_and_generate_reads_it(solved, tmp_path):
+    import json
+
+    from his_opt.cli import build_parser
+    from his_opt.cli._solve import _model_record
+    from his_opt.inference._executor import load_plan
+
+    inst, result, _ = solved
+    args = build_parser().parse_args(
+        ["solve", "users.csv", "--model", "stabilityai/sd3-medium", "--dtype", "bfloat16"]
+    )
+    model = _model_record(args, inst.scenario)
+    assert model == {
+        "id": "stabilityai/sd3-medium",
+        "dtype": "bfloat16",
+        "variant": "sim_npi",
+        "guidance_public": 2.0,
+        "guidance_personal": 8.0,
+    }
+    inputs = SolveInputs(
+        users=load_users(EXAMPLES / "users_small.csv", inst.scenario, random_state=0),
+        servers=inst.servers,
+        scenario=inst.scenario,
+        hiqm=inst.hiqm,
+        hiqm_path=default_hiqm_path(),
+        seed=0,
+        files={},
+    )
+    doc = build_plan_document(inst, result, {}, inputs, command=["solve.py"], model=model)
+    validate_plan(doc)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    plan = load_plan(path)
+    assert plan.model == model and plan.handoff == "latent"
+    assert plan.servers == {s.name: s.batch_images() for s in inst.servers}
+    assert {g.server for g in plan.groups} <= set(plan.servers)

@@ -10,7 +10,7 @@ are those of the model documented in :mod:`his_opt.allocation`:
   ``beta[s] = beta_raw[s]`` if ``B_s >= N`` else ``beta_raw[s] + alpha[s] / B_s`` (a launch of
   more than ``B_s`` images is chunked, which costs at most one more ``alpha`` per ``B_s`` images);
 * ``power_w[s] = profile.energy_power_w(scenario.default_power_w)``;
-* ``downlink_s[n] = latent_bits / rate_n`` and ``downlink_j[n] = tx_power_w * downlink_s[n]``.
+* ``downlink_s[n] = downlink_bits(user n's hand-off) / rate_n`` and ``downlink_j[n] = tx_power_w * downlink_s[n]``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..costs import Channel, EdgeServer, latent_bits
+from ..costs import Channel, EdgeServer, downlink_bits
 from ..scenario import Scenario
 
 __all__ = ["Instance", "USER_TABLE_COLUMNS", "build_instance", "public_candidates"]
@@ -245,20 +245,14 @@ def build_instance(
     for name, arr in (("device_step_s", dev_s), ("device_step_energy_j", dev_j)):
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             raise ValueError(f"users column {name!r} must be finite and non-negative")
-    bits = latent_bits(
-        scenario.height,
-        scenario.width,
-        channels=scenario.latent_channels,
-        bits_per_value=scenario.latent_bits_per_value,
-        compression=scenario.latent_compression,
-    )
+    bits = [downlink_bits(scenario, p, q) for p, q in zip(prompts, negatives, strict=True)]
     dl_s = np.empty(len(users))
     dl_j = np.empty(len(users))
     for i, (b, p, g) in enumerate(
         zip(col("bandwidth_hz"), col("tx_power_w"), col("channel_gain"), strict=True)
     ):
         ch = Channel(float(b), float(p), float(g), scenario.noise_psd_w_per_hz)
-        dl_s[i], dl_j[i] = ch.time_s(bits), ch.energy_j(bits)
+        dl_s[i], dl_j[i] = ch.time_s(bits[i]), ch.energy_j(bits[i])
     deadline = col("deadline_s")
     deadline = np.where(np.isnan(deadline), np.inf, deadline)
     min_q = col("min_quality")

@@ -45,7 +45,7 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full ``his-opt`` argument parser."""
     from .. import __version__
-    from . import _examples, _generate, _hiqm, _plan, _profile, _similarity, _solve
+    from . import _examples, _generate, _hiqm, _plan, _profile, _resume, _similarity, _solve
 
     parser = argparse.ArgumentParser(
         prog="his-opt",
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _similarity.add_similarity_parser(sub)
     _hiqm.add_fit_hiqm_parser(sub)
     _generate.add_generate_parser(sub)
+    _resume.add_resume_parser(sub)
     _profile.add_profile_quality_parser(sub)
     _profile.add_profile_gpu_parser(sub)
     _plan.add_validate_parser(sub)

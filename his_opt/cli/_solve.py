@@ -178,6 +178,18 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "most this times their number",
     )
     parser.add_argument(
+        "--model",
+        default=None,
+        help="SD3 pipeline folder or hub id the plan is for, recorded in the plan's 'model' "
+        "(generate then uses it and refuses another)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default=None,
+        help="weights dtype recorded with --model (default: float16)",
+    )
+    parser.add_argument(
         "--quiet",
         "-q",
         action="store_true",
@@ -185,6 +197,22 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=solve_main)
     return parser
+
+
+def _model_record(args: argparse.Namespace, scenario: Any) -> dict[str, Any] | None:
+    """The plan's ``model`` object from ``--model``/``--dtype`` (``None`` without ``--model``)."""
+    if args.model is None:
+        if args.dtype is not None:
+            raise InputError("needs --model", field="--dtype")
+        return None
+    path = Path(args.model)
+    return {
+        "id": str(path.resolve()) if path.exists() else args.model,
+        "dtype": args.dtype or "float16",
+        "variant": scenario.variant,
+        "guidance_public": scenario.public_guidance_scale,
+        "guidance_personal": scenario.guidance_scale,
+    }
 
 
 def add_solve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -329,6 +357,7 @@ def solve_main(args: argparse.Namespace) -> int:
             inputs,
             solver={"time_limit_s": args.time_limit, "mip_gap": args.gap},
             arguments={k: _arg_text(v) for k, v in vars(args).items() if k != "func"},
+            model=_model_record(args, instance.scenario),
         )
     with progress.step("writing the report and the plan"):
         write_reports(out, plan_path, doc, inputs.hiqm)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
         sd3_vae_config,
     )
     from ._executor import GenerateResult, load_plan, run_plan
-    from ._handoff import HybridHandoff, model_fingerprint
+    from ._handoff import HybridHandoff, model_fingerprint, weights_probe
     from ._pipeline import HybridSD3Pipeline, HybridSD3PipelineOutput
+    from ._ray_plan import run_plan_ray
     from ._rows import hybrid_rows, independent_rows
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "load_plan",
     "model_fingerprint",
     "run_plan",
+    "run_plan_ray",
     "sd3_medium_scheduler_config",
     "sd3_medium_transformer_config",
     "sd3_vae_config",
+    "weights_probe",
 ]
 
 _WHERE = {
@@ -47,9 +50,11 @@ _WHERE = {
     "load_plan": "_executor",
     "model_fingerprint": "_handoff",
     "run_plan": "_executor",
+    "run_plan_ray": "_ray_plan",
     "sd3_medium_scheduler_config": "_arch",
     "sd3_medium_transformer_config": "_arch",
     "sd3_vae_config": "_arch",
+    "weights_probe": "_handoff",
 }
 
 

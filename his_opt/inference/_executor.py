@@ -1,9 +1,11 @@
-"""Execute a ``his-opt/plan/1`` plan: one hybrid call per group, hand-offs resumed locally.
+"""Execute a ``his-opt/plan/1`` plan: one hybrid call per group, server after server.
 
-Each group runs once: its public phase, then its members' personal phases on the edge server
-(``edge_steps``). Members with ``device_steps > 0`` get a hand-off, serialized and resumed here
-as the user device would (personal phase II). Images are written atomically as ``USER_ID.png``;
-``manifest.json`` is rewritten after every group, so a killed run resumes where it stopped.
+Each group runs once (:func:`execute_group`): its public phase, then its members' personal
+phases on its edge server (``edge_steps``) under the server's batch cap. Members with
+``device_steps > 0`` get a hand-off, serialized in the plan's mode and resumed as the user
+device would (personal phase II). The driver (:class:`_Recorder`) writes ``USER_ID.png`` and
+``manifest.json`` atomically after every group, so a killed run resumes where it stopped;
+:mod:`._ray_plan` runs the same groups on one Ray actor per server.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_path, atomic_write_json
+from .._atomic import atomic_write_bytes, atomic_write_json
 from .._errors import InputError
+from ..costs._payload import HANDOFF_MODES
 from ._rows import _rows_per_image, independent_rows
 
 __all__ = [
@@ -29,12 +32,17 @@ __all__ = [
     "Plan",
     "PlanGroup",
     "PlanUser",
+    "GroupOutput",
+    "batch_cap",
     "check_manifest",
+    "execute_group",
     "load_plan",
+    "pending_users",
     "run_plan",
 ]
 
 PLAN_SCHEMA = "his-opt/plan/1"
+MODEL_DTYPES = ("float32", "float16", "bfloat16")
 MANIFEST_SCHEMA = "his-opt/generate-manifest/1"
 MANIFEST_NAME = "manifest.json"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -62,6 +70,7 @@ class PlanGroup:
     common_steps: int
     seed: int
     members: tuple[str, ...]
+    server: str = "es1"
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,18 @@ class Plan:
     width: int | None
     groups: tuple[PlanGroup, ...]
     users: dict[str, PlanUser]
+    servers: dict[str, int | None] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    handoff: str = "latent"
+
+    def server_groups(self) -> dict[str, list[PlanGroup]]:
+        """Groups per server, servers in plan order (servers without groups left out)."""
+        out: dict[str, list[PlanGroup]] = {}
+        for name in [*self.servers, *(g.server for g in self.groups)]:
+            here = [g for g in self.groups if g.server == name]
+            if here:
+                out.setdefault(name, here)
+        return out
 
 
 @dataclass
@@ -133,6 +154,11 @@ def load_plan(path: str | Path) -> Plan:
         if value is not None and (not _int(value) or value < 1):
             raise fail(f"scenario.{key}", f"must be a positive integer, got {value!r}")
         size[key] = value
+    handoff = scenario.get("handoff", "latent")
+    if handoff not in HANDOFF_MODES:
+        raise fail("scenario.handoff", f"must be one of {', '.join(HANDOFF_MODES)}, got {handoff!r}")
+    servers = _load_servers(doc, fail)
+    model = _load_model(doc, fail, float(guidance), float(public_guidance))
 
     raw_users = doc.get("users")
     if not isinstance(raw_users, list) or not raw_users:
@@ -151,6 +177,14 @@ def load_plan(path: str | Path) -> Plan:
             raise fail(f"{where}.group_id", f"must be a non-empty string, got {gid!r}")
         if gid in groups:
             raise fail(f"{where}.group_id", f"duplicate group {gid!r}")
+        server = g.get("server")
+        if not isinstance(server, str) or not server:
+            raise fail(f"{where}.server", f"must be a non-empty string, got {server!r}")
+        if servers and server not in servers:
+            raise fail(
+                f"{where}.server",
+                f"unknown server {server!r}; the plan's servers are {', '.join(servers)}",
+            )
         x = g.get("common_steps")
         if not _int(x) or not 0 <= x < total:
             raise fail(f"{where}.common_steps", f"must be an integer in 0..{total - 1}, got {x!r}")
@@ -173,7 +207,7 @@ def load_plan(path: str | Path) -> Plan:
             raise fail(f"{where}.members", "must be a non-empty list of user ids")
         if len(set(members)) != len(members):
             raise fail(f"{where}.members", f"group {gid!r} lists a user twice")
-        groups[gid] = PlanGroup(gid, public, x, seed, tuple(members))
+        groups[gid] = PlanGroup(gid, public, x, seed, tuple(members), server)
 
     users: dict[str, PlanUser] = {}
     for i, u in enumerate(raw_users):
@@ -240,7 +274,56 @@ def load_plan(path: str | Path) -> Plan:
         width=size["width"],
         groups=tuple(groups.values()),
         users=users,
+        servers=servers,
+        model=model,
+        handoff=handoff,
     )
+
+
+def _load_servers(doc: dict[str, Any], fail: Any) -> dict[str, int | None]:
+    """``servers[]`` of the plan: name -> images per launch (``{}`` when the plan has none).
+
+    ``batch_images`` (the solver's launch size: ``max_batch_images`` within the profile's
+    measured range) when present, else ``max_batch_images``."""
+    raw = doc.get("servers")
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise fail("servers", "must be a list")
+    servers: dict[str, int | None] = {}
+    for i, srv in enumerate(raw):
+        name = srv.get("name") if isinstance(srv, dict) else None
+        if not isinstance(name, str) or not name:
+            raise fail(f"servers[{i}].name", f"must be a non-empty string, got {name!r}")
+        if name in servers:
+            raise fail(f"servers[{i}].name", f"duplicate server {name!r}")
+        key = "batch_images" if "batch_images" in srv else "max_batch_images"
+        cap = srv.get(key)
+        if cap is not None and (not _int(cap) or cap < 1):
+            raise fail(f"servers[{i}].{key}", f"must be a positive integer or null, got {cap!r}")
+        servers[name] = cap
+    return servers
+
+
+def _load_model(
+    doc: dict[str, Any], fail: Any, guidance: float, public_guidance: float
+) -> dict[str, Any] | None:
+    """The optional ``model`` object (id, dtype, variant, guidance), checked against the scenario."""
+    model = doc.get("model")
+    if model is None:
+        return None
+    if not isinstance(model, dict):
+        raise fail("model", "must be an object")
+    if not isinstance(model.get("id"), str) or not model["id"]:
+        raise fail("model.id", f"must be a non-empty string, got {model.get('id')!r}")
+    dtype = model.get("dtype")
+    if dtype is not None and dtype not in MODEL_DTYPES:
+        raise fail("model.dtype", f"must be one of {', '.join(MODEL_DTYPES)}, got {dtype!r}")
+    for key, expected in (("guidance_public", public_guidance), ("guidance_personal", guidance)):
+        value = model.get(key)
+        if value is not None and (not _number(value) or abs(value - expected) > 1e-9):
+            raise fail(f"model.{key}", f"{value!r} differs from the scenario's {expected!r}")
+    return dict(model)
 
 
 def _run_identity(
@@ -288,6 +371,202 @@ def check_manifest(
     return manifest
 
 
+def pending_users(plan: Plan, out_dir: str | Path, manifest: dict[str, Any] | None) -> dict[str, list[str]]:
+    """Per group id, the members still to generate (no image or not in the manifest)."""
+    out_dir = Path(out_dir)
+    done = set((manifest or {}).get("users", {}))
+    return {
+        g.group_id: [u for u in g.members if not (u in done and (out_dir / f"{u}.png").is_file())]
+        for g in plan.groups
+    }
+
+
+def batch_cap(plan: Plan, group: PlanGroup, max_batch_size: int | None) -> int | None:
+    """Images per transformer call for ``group``: its server's launch size (``batch_images``)
+    and the caller's ``max_batch_size``, whichever is smaller (``None``: no cap)."""
+    caps = [c for c in (plan.servers.get(group.server), max_batch_size) if c is not None]
+    return min(caps) if caps else None
+
+
+@dataclass
+class GroupOutput:
+    """What executing one group produced: PNG bytes per user, the run record, hand-off files."""
+
+    pngs: dict[str, bytes]
+    run: dict[str, Any]
+    handoffs: dict[str, bytes] = field(default_factory=dict)
+
+
+def execute_group(
+    pipe: Any,
+    plan: Plan,
+    group: PlanGroup,
+    pending: list[str],
+    *,
+    height: int | None,
+    width: int | None,
+    max_batch_size: int | None,
+    keep_handoffs: bool = False,
+) -> GroupOutput:
+    """Run one group on ``pipe``: the edge call, then its hand-offs serialized (in the plan's
+    hand-off mode) and resumed as the devices would. Writes nothing; the caller does."""
+    import io
+
+    import torch
+
+    from ._handoff import HybridHandoff
+
+    total = plan.total_steps
+    cap = batch_cap(plan, group, max_batch_size)
+    users = [plan.users[uid] for uid in pending]
+    pipe.set_progress_bar_config(desc=f"group {group.group_id} on {group.server}")
+    edge = pipe(
+        public_prompt=group.public_prompt,
+        prompts=[u.prompt for u in users],
+        common_steps=group.common_steps,
+        num_inference_steps=total,
+        public_guidance_scale=plan.public_guidance_scale,
+        guidance_scale=plan.guidance_scale,
+        negative_prompts=[u.negative_prompt for u in users],
+        edge_steps=[u.edge_steps for u in users],
+        height=height,
+        width=width,
+        generator=torch.Generator("cpu").manual_seed(group.seed),
+        max_batch_size=cap,
+        output_type="pil",
+    )
+    images = dict(zip((pending[i] for i in edge.finished), edge.images, strict=True))
+    device_record = None
+    files: dict[str, bytes] = {}
+    handed = [(uid, h) for uid, h in zip(pending, edge.handoffs, strict=True) if h is not None]
+    if handed:
+        for uid, handoff in handed:
+            files[uid] = handoff.to_bytes(plan.handoff)
+        received = [HybridHandoff.from_bytes(files[uid], source=uid) for uid, _ in handed]
+        pipe.set_progress_bar_config(desc=f"group {group.group_id} devices")
+        device = pipe.resume(
+            received,
+            num_inference_steps=total,
+            height=height,
+            width=width,
+            max_batch_size=cap,
+            output_type="pil",
+        )
+        images.update(zip((uid for uid, _ in handed), device.images, strict=True))
+        device_record = {
+            "timings": device.timings,
+            "transformer_rows": device.transformer_rows,
+            "batch_sizes": device.batch_sizes,
+        }
+    pngs = {}
+    for uid in pending:
+        buffer = io.BytesIO()
+        images[uid].save(buffer, format="PNG")
+        pngs[uid] = buffer.getvalue()
+    run = {
+        "users": pending,
+        "server": group.server,
+        "batch_cap": cap,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "edge": {
+            "timings": edge.timings,
+            "transformer_rows": edge.transformer_rows,
+            "public_rows": edge.public_rows,
+            "personal_rows": edge.personal_rows,
+            "batch_sizes": edge.batch_sizes,
+        },
+        "device": device_record,
+        "handoff_mode": plan.handoff,
+        "handoff_bytes": {uid: len(data) for uid, data in files.items()},
+        "transformer_rows": edge.transformer_rows
+        + (device_record or {}).get("transformer_rows", 0),
+        "independent_rows": independent_rows(len(pending), total, plan.guidance_scale),
+    }
+    return GroupOutput(pngs=pngs, run=run, handoffs=files if keep_handoffs else {})
+
+
+class _Recorder:
+    """The driver's side of a run: the manifest, images and hand-off files, written atomically
+    after every group so a killed run resumes where it stopped."""
+
+    def __init__(
+        self, plan: Plan, out_dir: Path, manifest: dict[str, Any], handoff_dir: Path | None
+    ) -> None:
+        self.plan, self.out_dir, self.manifest, self.handoff_dir = plan, out_dir, manifest, handoff_dir
+        self.path = out_dir / MANIFEST_NAME
+        self.result = GenerateResult(out_dir=out_dir, manifest_path=self.path)
+
+    def record(self, group: PlanGroup, output: GroupOutput, worker: dict[str, Any]) -> None:
+        if self.handoff_dir is not None:
+            for uid, data in output.handoffs.items():
+                atomic_write_bytes(self.handoff_dir / f"{uid}.safetensors", data)
+        for uid, data in output.pngs.items():
+            atomic_write_bytes(self.out_dir / f"{uid}.png", data)
+        run = output.run
+        entry = self.manifest["groups"].setdefault(
+            group.group_id,
+            {
+                "seed": group.seed,
+                "common_steps": group.common_steps,
+                "public_prompt": group.public_prompt,
+                "server": group.server,
+                "runs": [],
+            },
+        )
+        entry["runs"].append(run)
+        per_image = _rows_per_image(self.plan.guidance_scale)
+        for uid in run["users"]:
+            u = self.plan.users[uid]
+            self.manifest["users"][uid] = {
+                "image": f"{uid}.png",
+                "group_id": group.group_id,
+                "server": group.server,
+                "seed": group.seed,
+                "common_steps": u.common_steps,
+                "edge_steps": u.edge_steps,
+                "device_steps": u.device_steps,
+                "edge_rows": u.edge_steps * per_image,
+                "device_rows": u.device_steps * per_image,
+                "handoff_bytes": run["handoff_bytes"].get(uid),
+                "finished_at": run["finished_at"],
+            }
+        server = self.manifest.setdefault("servers", {}).setdefault(
+            group.server,
+            {
+                "batch_cap": self.plan.servers.get(group.server),
+                "groups_run": 0,
+                "edge_s": 0.0,
+                "device_s": 0.0,
+                "max_batch_used": 0,
+            },
+        )
+        server.update(worker)
+        server["groups_run"] += 1
+        server["edge_s"] += run["edge"]["timings"]["total_s"]
+        server["device_s"] += ((run["device"] or {}).get("timings") or {}).get("total_s", 0.0)
+        used = run["edge"]["batch_sizes"] + (run["device"] or {}).get("batch_sizes", [])
+        server["max_batch_used"] = max([server["max_batch_used"], *used])
+        atomic_write_json(self.path, self.manifest)
+        self.result.generated += run["users"]
+        self.result.groups_run.append(group.group_id)
+
+
+def _new_manifest(plan: Plan, identity: dict[str, Any], device: str) -> dict[str, Any]:
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "plan": str(plan.path),
+        **identity,
+        "device": device,
+        "total_steps": plan.total_steps,
+        "public_guidance_scale": plan.public_guidance_scale,
+        "guidance_scale": plan.guidance_scale,
+        "handoff_mode": plan.handoff,
+        "groups": {},
+        "users": {},
+        "servers": {},
+    }
+
+
 def run_plan(
     plan: Plan | str | Path,
     pipe: Any,
@@ -299,132 +578,43 @@ def run_plan(
     max_batch_size: int | None = 16,
     handoff_dir: str | Path | None = None,
 ) -> GenerateResult:
-    """Execute ``plan`` group by group with ``pipe`` (a :class:`HybridSD3Pipeline`).
+    """Execute ``plan`` with ``pipe`` (a :class:`HybridSD3Pipeline`), server after server.
 
-    Users whose image exists and who appear in the manifest are skipped. Hand-offs are
-    serialized (to ``handoff_dir`` if given, else in memory) and resumed with the same pipeline,
-    simulating the user device. ``height``/``width`` default to the plan's scenario.
+    Users whose image exists and who appear in the manifest are skipped. Each group runs with
+    its server's ``max_batch_images`` (and at most ``max_batch_size``) images per transformer
+    call. Hand-offs are serialized in the plan's mode (kept in ``handoff_dir`` if given) and
+    resumed with the same pipeline, simulating the user device. ``height``/``width`` default to
+    the plan's scenario.
     """
-    import torch
-
-    from ._handoff import HybridHandoff
+    import os
+    import platform
 
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
     out_dir = Path(out_dir)
-    height = height or plan.height
-    width = width or plan.width
+    height, width = pipe._check_size(height or plan.height, width or plan.width, None)
     dtype = str(pipe.transformer.dtype).removeprefix("torch.")
-    height, width = pipe._check_size(height, width, None)
+    identity = _run_identity(plan, model, height, width, dtype)
     manifest = check_manifest(out_dir, plan, model=model, height=height, width=width, dtype=dtype)
-    if manifest is None:
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            "plan": str(plan.path),
-            **_run_identity(plan, model, height, width, dtype),
-            "device": str(pipe._execution_device),
-            "total_steps": plan.total_steps,
-            "public_guidance_scale": plan.public_guidance_scale,
-            "guidance_scale": plan.guidance_scale,
-            "groups": {},
-            "users": {},
-        }
-    manifest_path = out_dir / MANIFEST_NAME
-    result = GenerateResult(out_dir=out_dir, manifest_path=manifest_path)
-    total = plan.total_steps
-    per_image = _rows_per_image(plan.guidance_scale)
-
-    for k, group in enumerate(plan.groups, start=1):
-        pending = [
-            uid
-            for uid in group.members
-            if not (uid in manifest["users"] and (out_dir / f"{uid}.png").is_file())
-        ]
-        result.skipped += [uid for uid in group.members if uid not in pending]
-        if not pending:
-            continue
-        users = [plan.users[uid] for uid in pending]
-        pipe.set_progress_bar_config(desc=f"group {group.group_id} ({k}/{len(plan.groups)})")
-        edge = pipe(
-            public_prompt=group.public_prompt,
-            prompts=[u.prompt for u in users],
-            common_steps=group.common_steps,
-            num_inference_steps=total,
-            public_guidance_scale=plan.public_guidance_scale,
-            guidance_scale=plan.guidance_scale,
-            negative_prompts=[u.negative_prompt for u in users],
-            edge_steps=[u.edge_steps for u in users],
-            height=height,
-            width=width,
-            generator=torch.Generator("cpu").manual_seed(group.seed),
-            max_batch_size=max_batch_size,
-            output_type="pil",
-        )
-        images = dict(zip((pending[i] for i in edge.finished), edge.images, strict=True))
-        device_record = None
-        handed = [(uid, h) for uid, h in zip(pending, edge.handoffs, strict=True) if h is not None]
-        if handed:
-            received = []
-            for uid, handoff in handed:
-                if handoff_dir is not None:
-                    received.append(
-                        HybridHandoff.load(handoff.save(Path(handoff_dir) / f"{uid}.safetensors"))
-                    )
-                else:
-                    received.append(HybridHandoff.from_bytes(handoff.to_bytes(), source=uid))
-            pipe.set_progress_bar_config(desc=f"group {group.group_id} devices")
-            device = pipe.resume(
-                received,
-                num_inference_steps=total,
+    manifest = manifest or _new_manifest(plan, identity, str(pipe._execution_device))
+    recorder = _Recorder(plan, out_dir, manifest, None if handoff_dir is None else Path(handoff_dir))
+    pending = pending_users(plan, out_dir, manifest)
+    worker = {"worker": f"{platform.node()}:{os.getpid()}", "device": str(pipe._execution_device)}
+    for groups in plan.server_groups().values():
+        for group in groups:
+            todo = pending[group.group_id]
+            recorder.result.skipped += [u for u in group.members if u not in todo]
+            if not todo:
+                continue
+            output = execute_group(
+                pipe,
+                plan,
+                group,
+                todo,
                 height=height,
                 width=width,
                 max_batch_size=max_batch_size,
-                output_type="pil",
+                keep_handoffs=handoff_dir is not None,
             )
-            images.update(zip((uid for uid, _ in handed), device.images, strict=True))
-            device_record = {"timings": device.timings, "transformer_rows": device.transformer_rows}
-
-        for uid in pending:
-            with atomic_path(out_dir / f"{uid}.png") as tmp:
-                images[uid].save(tmp, format="PNG")
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        run = {
-            "users": pending,
-            "finished_at": now,
-            "edge": {
-                "timings": edge.timings,
-                "transformer_rows": edge.transformer_rows,
-                "public_rows": edge.public_rows,
-                "personal_rows": edge.personal_rows,
-            },
-            "device": device_record,
-            "transformer_rows": edge.transformer_rows
-            + (device_record or {}).get("transformer_rows", 0),
-            "independent_rows": independent_rows(len(pending), total, plan.guidance_scale),
-        }
-        record = manifest["groups"].setdefault(
-            group.group_id,
-            {
-                "seed": group.seed,
-                "common_steps": group.common_steps,
-                "public_prompt": group.public_prompt,
-                "runs": [],
-            },
-        )
-        record["runs"].append(run)
-        for u in users:
-            manifest["users"][u.user_id] = {
-                "image": f"{u.user_id}.png",
-                "group_id": group.group_id,
-                "seed": group.seed,
-                "common_steps": u.common_steps,
-                "edge_steps": u.edge_steps,
-                "device_steps": u.device_steps,
-                "edge_rows": u.edge_steps * per_image,
-                "device_rows": u.device_steps * per_image,
-                "finished_at": now,
-            }
-        atomic_write_json(manifest_path, manifest)
-        result.generated += pending
-        result.groups_run.append(group.group_id)
-    return result
+            recorder.record(group, output, worker)
+    return recorder.result

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
 from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
 from diffusers.utils import BaseOutput
 
-from ._handoff import HybridHandoff, model_fingerprint
+from ._handoff import HybridHandoff, model_fingerprint, same_weights, weights_probe
 from ._rows import _rows_per_image
 
 __all__ = ["HybridSD3Pipeline", "HybridSD3PipelineOutput"]
@@ -50,6 +50,8 @@ class HybridSD3PipelineOutput(BaseOutput):
             a noise-free measure of work; an image with guidance costs 2 rows per step.
         public_rows: rows of the common phase.
         personal_rows: rows of the personal phases.
+        batch_sizes: images per transformer call of the personal phases, in call order
+            (never above ``max_batch_size``).
     """
 
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
@@ -61,6 +63,7 @@ class HybridSD3PipelineOutput(BaseOutput):
     transformer_rows: int
     public_rows: int
     personal_rows: int
+    batch_sizes: list[int] = field(default_factory=list)
 
 
 class _Conditioning:
@@ -218,8 +221,11 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
         max_batch_size: int | None,
         joint_attention_kwargs: dict[str, Any] | None,
         progress: Any,
+        batches: list[int],
     ) -> tuple[torch.Tensor, int]:
-        """Step every branch ``b`` from ``start`` to ``stops[b]``; return latents and rows."""
+        """Step every branch ``b`` from ``start`` to ``stops[b]``; return latents and rows.
+
+        Appends the images of each transformer call to ``batches``."""
         rows = 0
         per_image = _rows_per_image(guidance_scale)
         previous: list[int] = []
@@ -233,6 +239,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
             preds = []
             for lo in range(0, len(active), chunk):
                 members = active[lo : lo + chunk]
+                batches.append(len(members))
                 embeds, pooled = cond.batch(members)
                 preds.append(
                     self._denoise(
@@ -449,6 +456,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
         )
         self._num_timesteps = len(timesteps)
         public_rows = personal_rows = 0
+        batches: list[int] = []
         with self.progress_bar(total=x + max(edge_steps)) as progress:
             # 3. Public phase: x steps at batch 1.
             shared = noise
@@ -486,12 +494,14 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
                 max_batch_size,
                 joint_attention_kwargs,
                 progress,
+                batches,
             )
             self._sync(device)
             t_personal = time.perf_counter()
 
         # 5. Hand-offs for branches stopped early; decode the finished ones.
         fingerprint = model_fingerprint(self.transformer)
+        probe = weights_probe(self.transformer) if any(y < total - x for y in edge_steps) else None
         handoffs: list[HybridHandoff | None] = []
         for u, y in enumerate(edge_steps):
             if y == total - x:
@@ -511,6 +521,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
                     prompt=prompts[u],
                     negative_prompt=negative_prompts[u],
                     model_fingerprint=fingerprint,
+                    weights_probe=probe,
                     height=height,
                     width=width,
                     common_steps=x,
@@ -547,6 +558,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
             transformer_rows=public_rows + personal_rows,
             public_rows=public_rows,
             personal_rows=personal_rows,
+            batch_sizes=batches,
         )
 
     def check_handoff(
@@ -556,17 +568,24 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
         num_inference_steps: int | None = None,
         height: int | None = None,
         width: int | None = None,
+        cast_dtype: bool = False,
     ) -> None:
         """Raise ``ValueError`` naming what differs if this pipeline cannot resume ``handoff``.
 
-        Checks the model fingerprint, latent channels, dtype and embedding widths, and, when
-        given, the expected step count and image size.
+        Checks the model's identity (architecture fingerprint and weights probe, not the dtype),
+        latent channels, dtype (unless ``cast_dtype``) and embedding widths, and, when given,
+        the expected step count and image size.
         """
         fingerprint = model_fingerprint(self.transformer)
         if handoff.model_fingerprint != fingerprint:
             raise ValueError(
                 f"hand-off comes from another model: fingerprint {handoff.model_fingerprint} "
                 f"!= this pipeline's {fingerprint}."
+            )
+        if not same_weights(handoff.weights_probe, weights_probe(self.transformer)):
+            raise ValueError(
+                "hand-off comes from another model: same architecture, other weights "
+                f"(fingerprint {fingerprint})."
             )
         if num_inference_steps is not None and handoff.num_inference_steps != num_inference_steps:
             raise ValueError(
@@ -590,7 +609,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
             raise ValueError(
                 f"hand-off latent shape differs: {handoff.shape}, expected {expected}."
             )
-        if handoff.latents.dtype != self.transformer.dtype:
+        if not cast_dtype and handoff.latents.dtype != self.transformer.dtype:
             raise ValueError(
                 f"hand-off dtype differs: {handoff.dtype}, pipeline runs "
                 f"{str(self.transformer.dtype).removeprefix('torch.')}."
@@ -617,12 +636,16 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
         cfg = handoff.guidance_scale > 1
         if handoff.has_embeddings:
-            pos = (handoff.prompt_embeds.to(device), handoff.pooled_prompt_embeds.to(device))
+            dtype = self.transformer.dtype
+            pos = (
+                handoff.prompt_embeds.to(device, dtype),
+                handoff.pooled_prompt_embeds.to(device, dtype),
+            )
             neg = None
             if cfg:
                 neg = (
-                    handoff.negative_prompt_embeds.to(device),
-                    handoff.negative_pooled_prompt_embeds.to(device),
+                    handoff.negative_prompt_embeds.to(device, dtype),
+                    handoff.negative_pooled_prompt_embeds.to(device, dtype),
                 )
             return pos, neg
         if self.text_encoder is None or self.tokenizer is None:
@@ -647,12 +670,15 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
         output_type: str = "pil",
         return_dict: bool = True,
         joint_attention_kwargs: dict[str, Any] | None = None,
+        cast_dtype: bool = False,
     ) -> HybridSD3PipelineOutput | tuple:
         """Finish hand-off branches (personal phase II): run their remaining ``z`` steps.
 
         Branches with the same step index, schedule and guidance run batched. Resuming equals
         the unsplit run. ``num_inference_steps``, ``height`` and ``width``, when given, are
-        checked against each hand-off.
+        checked against each hand-off. ``cast_dtype`` lets a pipeline of another dtype resume
+        (latent and embeddings are cast to the transformer's dtype; results then differ by that
+        dtype's rounding).
         """
         t_start = time.perf_counter()
         handoffs = [handoffs] if isinstance(handoffs, HybridHandoff) else list(handoffs)
@@ -665,7 +691,11 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
                     f"`handoffs` entries must be HybridHandoff, got {type(handoff).__name__}."
                 )
             self.check_handoff(
-                handoff, num_inference_steps=num_inference_steps, height=height, width=width
+                handoff,
+                num_inference_steps=num_inference_steps,
+                height=height,
+                width=width,
+                cast_dtype=cast_dtype,
             )
         device = self._execution_device
         lora_scale = (joint_attention_kwargs or {}).get("scale")
@@ -690,6 +720,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
 
         results: list[torch.Tensor | None] = [None] * len(handoffs)
         rows = 0
+        batches: list[int] = []
         with self.progress_bar(
             total=sum(handoffs[g[0]].remaining_steps for g in groups.values())
         ) as progress:
@@ -703,7 +734,9 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
                     [embeddings[k][0] for k in members],
                     [embeddings[k][1] for k in members] if first.guidance_scale > 1 else None,
                 )
-                latents = torch.cat([handoffs[k].latents.to(device) for k in members])
+                latents = torch.cat(
+                    [handoffs[k].latents.to(device, self.transformer.dtype) for k in members]
+                )
                 latents, group_rows = self._run_branches(
                     latents,
                     [first.num_inference_steps] * len(members),
@@ -715,6 +748,7 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
                     max_batch_size,
                     joint_attention_kwargs,
                     progress,
+                    batches,
                 )
                 rows += group_rows
                 for j, k in enumerate(members):
@@ -743,4 +777,5 @@ class HybridSD3Pipeline(StableDiffusion3Pipeline):
             transformer_rows=rows,
             public_rows=0,
             personal_rows=rows,
+            batch_sizes=batches,
         )

@@ -130,8 +130,12 @@ def build_plan_document(
     solver: dict[str, Any] | None = None,
     command: list[str] | None = None,
     arguments: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The full plan document for ``result`` (a ``SolveResult``) on ``instance``.
+
+    ``model`` (id, dtype, variant, guidance_public, guidance_personal) is recorded as the
+    plan's top-level ``model`` for ``generate``.
 
     ``baselines`` maps a name to a baseline result or plan (anything with ``.plan`` or a plan);
     ``inputs`` is the ``SolveInputs`` the instance was built from; ``command`` (default
@@ -165,6 +169,7 @@ def build_plan_document(
             {
                 **server_summary(srv),
                 "power_w": float(instance.power_w[s]),
+                "batch_images": int(instance.batch_images[s]),
                 "gpu_time_s": used,
                 "gpu_time_simulated_s": float(sim_time[s]),
                 "utilisation": used / srv.budget_s if srv.budget_s > 0 else None,
@@ -271,6 +276,8 @@ def build_plan_document(
             "provenance": provenance,
         }
     )
+    if model is not None:
+        doc["model"] = dict(model)
     doc = _clean(doc)
     validate_plan(doc, source="<plan document>")
     return doc
