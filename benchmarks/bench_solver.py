@@ -238,7 +238,7 @@ def print_table(results: list[dict]) -> None:
         cmp_ = ["", "", ""]
         if r["solver"] != "previous" and prev is not None:
             dobj = (r.get("objective"), prev.get("objective"))
-            rel = (f"{100 * (dobj[0] - dobj[1]) / abs(dobj[1]):+.2f}%"
+            rel = (f"{round(100 * (dobj[0] - dobj[1]) / abs(dobj[1]), 2) + 0.0:+.2f}%"
                    if all(isinstance(v, float) and math.isfinite(v) for v in dobj) and dobj[1]
                    else "n/a")
             cmp_ = [ratio(r.get("wall_s"), prev.get("wall_s")),

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from his_opt.allocation import (
@@ -99,6 +99,11 @@ def _check_against_enumerator(inst, best: float) -> None:  # noqa: ANN001
 
 @settings(PROPERTY, max_examples=10)
 @given(case=multiserver_cases())
+# found by hypothesis: fe5da20 stops at its limit with 192.618 against the optimum 192.828
+@example(case=dict(seed=58, n_users=7, total_steps=6, common_steps_min=0, common_steps_max=3,
+                   edge_steps_max=3, max_groups=None, deadlines=(3.0, 6.0),
+                   min_quality=(0.15, 0.25), server_budget_fractions=[0.24412995989924974] * 3,
+                   batch_caps=[3, 3, 3]))
 def test_solver_equals_exact_optimum_on_several_servers(case: dict) -> None:
     inst = tiny_instance(**case)
     best, dec = exact_optimum(inst, time_limit=60)
@@ -109,6 +114,11 @@ def test_solver_equals_exact_optimum_on_several_servers(case: dict) -> None:
 
 @settings(PROPERTY, max_examples=8)
 @given(case=multiserver_cases(harsh=True))
+# found by hypothesis: an infeasible instance on which fe5da20's LP bound raises ValueError
+@example(case=dict(seed=3199, n_users=7, total_steps=7, common_steps_min=0, common_steps_max=2,
+                   edge_steps_max=2, max_groups=2, deadlines=(2.0, 4.0), min_quality=(0.25, 0.32),
+                   server_budget_fractions=[0.024060046897854848, 0.05338457255531316],
+                   batch_caps=[3, 1], mixed_profiles=False))
 def test_infeasible_verdicts_are_confirmed(case: dict) -> None:
     # tight deadlines, quality floors and budgets: many instances have no plan
     inst = tiny_instance(**case)
