@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``his-opt`` argument parser."""
-    from . import _generate, _hiqm, _profile, _similarity, _solve
+    from . import _generate, _hiqm, _profile, _similarity, _simulate, _solve
 
     parser = argparse.ArgumentParser(
         prog="his-opt",
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _generate.add_generate_parser(sub)
     _profile.add_profile_quality_parser(sub)
     _profile.add_profile_gpu_parser(sub)
+    _simulate.add_simulate_parser(sub)
     return parser
 
 
