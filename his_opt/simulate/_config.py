@@ -86,6 +86,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "max_grad_norm": _POS,
                 "budget_penalty": _NONNEG,
                 "device": {"type": "string"},
+                "threads": _POS_INT,
                 "load": {"type": ["string", "null"]},
                 "eval_mode": {"enum": ["mode", "sample"]},
             },
@@ -120,7 +121,8 @@ class IppoSettings:
     """The paper's HID (independent PPO). Paper values: ``lr`` 5e-4, minibatch 128, three hidden
     layers of 128, Adam, 500 episodes. His-opt's choices where the paper is silent: 128 slots an
     episode (one PPO batch), 2 epochs, clip 0.2, ``gamma`` 0 (slots are independent, see README),
-    GAE lambda 0.95, entropy 0.01, critic 0.5, gradient norm 0.5."""
+    GAE lambda 0.95, entropy 0.01, critic 0.5, gradient norm 0.5. ``threads``: torch CPU threads
+    (1 by default: on a shared 2-core machine two threads ran 5-10x slower than one)."""
 
     episodes: int = 500
     slots_per_episode: int = 128
@@ -136,6 +138,7 @@ class IppoSettings:
     max_grad_norm: float = 0.5
     budget_penalty: float = 100.0
     device: str = "cpu"
+    threads: int = 1
     load: Path | None = None
     eval_mode: str = "mode"
 

@@ -95,6 +95,7 @@ class IppoAgents:
         from torchrl.modules import MultiAgentMLP, ProbabilisticActor, ValueOperator
         from torchrl.objectives import ClipPPOLoss
 
+        torch.set_num_threads(settings.threads)
         torch.manual_seed(seed)
         self.settings = settings
         self.device = torch.device(settings.device)
@@ -118,7 +119,7 @@ class IppoAgents:
                                 clip_epsilon=settings.clip_epsilon,
                                 entropy_coeff=settings.entropy_coef,
                                 critic_coeff=settings.critic_coef, loss_critic_type="l2",
-                                normalize_advantage=True)
+                                normalize_advantage=True, normalize_advantage_exclude_dims=())
         self.loss.set_keys(advantage=("agents", "advantage"),
                            value_target=("agents", "value_target"),
                            action=("agents", "action"),

@@ -20,7 +20,8 @@ from .._errors import InputError
 from ._config import SimConfig
 from ._rounds import Round, RoundBuilder
 
-__all__ = ["BaselinePolicy", "HisPolicy", "IppoPolicy", "Outcome", "Policy", "load_plugin"]
+__all__ = ["BaselinePolicy", "HisPolicy", "IppoPolicy", "Outcome", "Policy", "load_plugin",
+           "merge_subjects"]
 
 
 @dataclass
@@ -70,8 +71,8 @@ class HisPolicy:
 
 class BaselinePolicy:
     """One of the published baselines (IIS, GFIS, PPGFIS) or the greedy heuristic. PPGFIS groups
-    by subject, so it is given as many groups as the round has subjects even where the scenario's
-    ``max_groups`` is smaller (otherwise it would have no plan at all)."""
+    by subject; when a round has more subjects than the scenario's ``max_groups`` (M), the
+    smallest subjects are merged into one group so that PPGFIS stays within M groups."""
 
     def __init__(self, name: str, cfg: SimConfig) -> None:
         self.name = name
@@ -88,20 +89,25 @@ class BaselinePolicy:
         elif self.name == "gfis":
             res = al.gfis(inst, random_state=seed, **kw)
         elif self.name == "ppgfis":
-            res = al.ppgfis(_lift_max_groups(inst), random_state=seed, **kw)
+            res = al.ppgfis(merge_subjects(inst), random_state=seed, **kw)
         else:
             res = al.greedy(inst)
         return _from_result(res, t0)
 
 
-def _lift_max_groups(inst: Any) -> Any:
+def merge_subjects(inst: Any) -> Any:
+    """``inst`` with at most ``max_groups`` subjects: the M - 1 largest kept, the rest merged."""
+    from collections import Counter
     from dataclasses import replace
 
-    sc = inst.scenario
-    n_subjects = len({s for s in inst.subjects})
-    if sc.max_groups is None or sc.max_groups >= n_subjects:
+    m = inst.scenario.max_groups
+    subjects = inst.subjects
+    if m is None or any(s is None for s in subjects) or len(set(subjects)) <= m:
         return inst
-    return replace(inst, scenario=sc.with_(max_groups=n_subjects))
+    ranked = sorted(Counter(subjects).items(), key=lambda kv: (-kv[1], kv[0]))
+    keep = {name for name, _ in ranked[: m - 1]}
+    merged = "+".join(sorted(name for name, _ in ranked[m - 1:]))
+    return replace(inst, subjects=tuple(s if s in keep else merged for s in subjects))
 
 
 class IppoPolicy:
