@@ -84,7 +84,7 @@ def _policies(path: Path, summary: pd.DataFrame) -> Path:
     ax.set_ylim(0, 1.2)
     ax.set_ylabel("mean per round / largest policy's")
     ax.set_title("normalised QoS, delay and energy per policy")
-    ax.legend(fontsize=8, ncol=3, loc="upper center")
+    ax.legend(fontsize=8, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     _save(fig, path)
     return path
 

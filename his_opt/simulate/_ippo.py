@@ -45,7 +45,8 @@ def _dist_class() -> type:
             super().__init__(batch_shape=logits.shape[:-1], event_shape=torch.Size([2]),
                              validate_args=False)
 
-        def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        def sample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
+            sample_shape = torch.Size(sample_shape)
             return torch.stack([self.cx.sample(sample_shape), self.cy.sample(sample_shape)], -1)
 
         def log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -166,7 +167,10 @@ class IppoAgents:
         done = torch.zeros(L, N, 1, dtype=torch.bool, device=self.device)
         done[-1] = True
         rew = scaled.view(L, 1, 1).expand(L, N, 1)
-        tmaj = (lambda t: t.transpose(0, 1))                     # GAE wants [N, L, 1]
+
+        def tmaj(t: torch.Tensor) -> torch.Tensor:  # GAE wants time second: [N, L, 1]
+            return t.transpose(0, 1)
+
         adv, target = generalized_advantage_estimate(
             st.gamma, st.gae_lambda, tmaj(v), tmaj(nxt), tmaj(rew), tmaj(done), tmaj(done))
         td.set(("agents", "advantage"), tmaj(adv))

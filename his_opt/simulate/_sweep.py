@@ -62,7 +62,10 @@ def run_sweep(setup: Setup, out: Path, key: str, values: list[float], *,
             d = rounds[rounds["policy"] == name]
             users = d["users"].sum()
             ok = d["reward"].notna() | (d["users"] == 0)
-            per = (lambda col, d=d, users=users: d[col].sum() / users if users else float("nan"))
+
+            def per(col: str, d: pd.DataFrame = d, users: int = users) -> float:
+                return d[col].sum() / users if users else float("nan")
+
             rows.append({"value": v, "policy": name, "rounds": len(d),
                          "rounds_with_plan": int(ok.sum()),
                          "users_per_round": d["users"].mean(),
