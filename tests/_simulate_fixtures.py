@@ -40,3 +40,18 @@ def write_config(folder: Path, *, name: str = "sim.yaml", **fields: str) -> Path
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+class GreedyPlugin:
+    """A user's own policy, loaded by name from the config (``tests._simulate_fixtures:...``)."""
+
+    name = "mine"
+
+    def __init__(self, builder, config) -> None:
+        self.builder, self.config = builder, config
+
+    def decide(self, rnd, inst):
+        from his_opt.allocation import greedy
+        from his_opt.simulate import Outcome
+
+        return Outcome(plan=greedy(inst).plan, decision_s=0.0, status="plugin")

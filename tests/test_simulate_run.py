@@ -110,3 +110,15 @@ def test_killed_run_resumes_to_the_same_files(finished, tmp_path):
     a = pd.read_csv(out / "rounds.csv", dtype=str).drop(columns="decision_s")
     b = pd.read_csv(reference / "rounds.csv", dtype=str).drop(columns="decision_s")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_plugin_policy(tmp_path):
+    cfg = load_sim_config(write_config(
+        tmp_path, episodes="1", policies="[his, 'tests._simulate_fixtures:GreedyPlugin']"))
+    run_simulation(prepare(cfg, similarity=pool_similarity(USERS)), tmp_path / "out",
+                   progress=False, figures=False)
+    rounds = pd.read_csv(tmp_path / "out" / "rounds.csv")
+    mine = rounds[rounds["policy"] == "mine"]
+    assert list(mine["status"]) == ["plugin", "plugin"]
+    his = rounds[rounds["policy"] == "his"]
+    assert (mine["reward"].to_numpy() <= his["reward"].to_numpy() + 1e-6).all()

@@ -12,6 +12,7 @@ from the ``train`` stream, so training resumed from a checkpoint repeats an unin
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ class IppoAgents:
                                 clip_epsilon=settings.clip_epsilon,
                                 entropy_coeff=settings.entropy_coef,
                                 critic_coeff=settings.critic_coef, loss_critic_type="l2",
-                                normalize_advantage=True, normalize_advantage_exclude_dims=())
+                                normalize_advantage=True)
         self.loss.set_keys(advantage=("agents", "advantage"),
                            value_target=("agents", "value_target"),
                            action=("agents", "action"),
@@ -181,7 +182,10 @@ class IppoAgents:
             perm = torch.randperm(L, generator=gen)
             for start in range(0, L, st.minibatch):
                 batch = td[perm[start:start + st.minibatch].to(self.device)]
-                out = self.loss(batch)
+                with warnings.catch_warnings():
+                    # one shared reward: advantages are normalised over slots and agents together
+                    warnings.filterwarnings("ignore", message="You requested advantage normal")
+                    out = self.loss(batch)
                 total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
                 self.optim.zero_grad()
                 total.backward()

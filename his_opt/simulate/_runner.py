@@ -201,9 +201,7 @@ def _row(policy: str, rnd: Round, inst: Any, res: Outcome, w_delay: float) -> di
     from ..allocation._decision import Decision
 
     dec = res.plan if isinstance(res.plan, Decision) else res.plan.to_decision(inst)
-    status = res.status
-    if status == "ok" and check_feasible(inst, dec):
-        status = "violates"
+    status = "violates" if check_feasible(inst, dec) else res.status
     ev = evaluate(inst, dec)
     s_u, x_u = dec.user_server(), dec.user_x()
     unshared = float(np.sum((inst.alpha[s_u] + inst.beta[s_u]) * (x_u + dec.y)))
