@@ -71,3 +71,19 @@ def test_existing_outputs_untouched_by_a_bad_config(tmp_path, capsys):
     assert main(["simulate", str(cfg), "--out", str(out), "--quiet"]) == 2
     assert (out / "rounds.csv").read_text(encoding="utf-8") == "keep me\n"
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_folder_of_another_run_is_refused(tmp_path, capsys):
+    import json
+
+    from his_opt.simulate import load_sim_config
+
+    cfg_path = write_config(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    other = load_sim_config(cfg_path).to_dict() | {"seed": 7}
+    (out / "config.json").write_text(json.dumps(other), encoding="utf-8")
+    assert main(["simulate", str(cfg_path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run of a different config" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]

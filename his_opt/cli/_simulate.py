@@ -52,7 +52,14 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def simulate_main(args: argparse.Namespace) -> int:
     from .._errors import InputError
-    from ..simulate import load_sim_config, parse_sweep, prepare, run_simulation, run_sweep
+    from ..simulate import (
+        check_resumable,
+        load_sim_config,
+        parse_sweep,
+        prepare,
+        run_simulation,
+        run_sweep,
+    )
 
     cfg = load_sim_config(args.config)
     if args.seed is not None:
@@ -64,6 +71,8 @@ def simulate_main(args: argparse.Namespace) -> int:
     sweep = parse_sweep(args.sweep, cfg) if args.sweep else None
     if args.out.exists() and not args.out.is_dir():
         raise InputError("exists and is not a folder", file=args.out)
+    if sweep is None:
+        check_resumable(args.out, cfg)
     setup = prepare(cfg)
     progress = not args.quiet
     if sweep is not None:

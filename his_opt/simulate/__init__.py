@@ -19,7 +19,7 @@ from ._env import Layout, PaperEnv
 from ._ippo import TRAINING_COLUMNS, IppoAgents, train_ippo
 from ._policies import BaselinePolicy, HisPolicy, IppoPolicy, Outcome, Policy, load_plugin
 from ._rounds import Pool, Round, RoundBuilder
-from ._runner import ROUND_COLUMNS, Setup, prepare, run_simulation, summarize
+from ._runner import ROUND_COLUMNS, Setup, check_resumable, prepare, run_simulation, summarize
 from ._sweep import SWEEP_KEYS, parse_sweep, run_sweep
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Setup",
     "SimConfig",
     "SolverSettings",
+    "check_resumable",
     "draw_arrivals",
     "load_plugin",
     "load_sim_config",

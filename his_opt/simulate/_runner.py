@@ -32,7 +32,7 @@ from ._config import SimConfig
 from ._policies import BaselinePolicy, HisPolicy, IppoPolicy, Outcome, load_plugin
 from ._rounds import Pool, Round, RoundBuilder, pool_labels
 
-__all__ = ["ROUND_COLUMNS", "Setup", "prepare", "run_simulation", "summarize"]
+__all__ = ["ROUND_COLUMNS", "Setup", "check_resumable", "prepare", "run_simulation", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -218,16 +218,21 @@ def _empty_row(policy: str, rnd: Round) -> dict[str, Any]:
             "users": 0, "groups": 0, "budget_s": rnd.budget_s, **zero}
 
 
-def _check_same_run(out: Path, cfg: SimConfig) -> None:
-    mine = {k: v for k, v in cfg.to_dict().items() if k != "source"}
-    path = out / "config.json"
+def check_resumable(out: str | Path, cfg: SimConfig) -> None:
+    """``InputError`` if ``out`` holds a run of another config (read-only check)."""
+    path = Path(out) / "config.json"
     if path.exists():
+        mine = {k: v for k, v in cfg.to_dict().items() if k != "source"}
         theirs = {k: v for k, v in json.loads(path.read_text()).items() if k != "source"}
         if theirs != mine:
             raise InputError("holds a run of a different config (or seed); resume with the "
                              "same config or choose a new --out", file=out)
-    else:
-        atomic_write_json(path, cfg.to_dict())
+
+
+def _check_same_run(out: Path, cfg: SimConfig) -> None:
+    check_resumable(out, cfg)
+    if not (out / "config.json").exists():
+        atomic_write_json(out / "config.json", cfg.to_dict())
 
 
 def run_simulation(setup: Setup, out: str | Path, *, progress: bool = True,
