@@ -106,7 +106,7 @@ def test_strategy_routes_by_size_and_plans_memory() -> None:
     assert tight.top_k == 10 and "top-10" in tight.scope
     assert int(tight.pair_mask.sum(axis=0).max()) <= 11  # its 10 and its own prompt
     with pytest.raises(CapacityError, match="public candidates per user"):
-        choose_strategy(big, replace(s, max_dual_entries=1_000))
+        choose_strategy(big, replace(s, max_dual_entries=100))
     with pytest.raises(CapacityError, match="option table"):
         choose_strategy(big, replace(s, max_table_bytes=1_000))
 

@@ -250,6 +250,7 @@ def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline
         if time.perf_counter() > deadline and vals:
             break
         vals.append(at(t))
+    grid = grid[: len(vals)]
     k = int(np.argmin(vals))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(vals) - 1)]
     best_t, best_v = grid[k], vals[k]

@@ -143,13 +143,17 @@ def greedy_grouping(
     table: OptionTable,
     thresholds: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8),
     min_size: int = 2,
+    deadline: float | None = None,
 ) -> Decision | None:
     """The greedy baseline: for each similarity threshold, repeatedly open the public prompt that
     covers the most unassigned users at similarity >= threshold (its medoid), give each group its
-    best ``x`` at the current budget price, split greedily; keep the best plan."""
+    best ``x`` at the current budget price, split greedily; keep the best plan. Past
+    ``deadline`` (a ``time.perf_counter()`` value) no further threshold is tried."""
     sc = inst.scenario
     best, best_obj = None, -np.inf
     for t in thresholds:
+        if deadline is not None and best is not None and time.perf_counter() > deadline:
+            break
         free = np.ones(inst.n_users, dtype=bool)
         groups: list[tuple[int, np.ndarray]] = []
         close = inst.sim >= t

@@ -75,6 +75,8 @@ def _restricted(
 ) -> np.ndarray:
     """Mask of the ``n_keep`` best-quality options per (user, server, x), plus ``extra``."""
     p, n, s, i = universe
+    if len(p) == 0:
+        return np.zeros(0, dtype=bool)
     key = (n.astype(np.int64) * (s.max() + 1) + s) * (i.max() + 1) + i
     order = np.lexsort((-q, key))
     ks = key[order]

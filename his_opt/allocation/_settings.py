@@ -36,10 +36,11 @@ class SolverSettings:
     max_table_bytes: int = 3 * 2**30
     """The option table (users x servers x common steps x edge steps) may take this much
     memory; a larger instance is refused before anything is built."""
-    max_dual_entries: int = 24_000_000
+    max_dual_entries: int = 3_000_000
     """Entries (user, public, server class, x) of the Lagrangian dual: caps its memory at about
-    ``40 bytes`` per entry, whatever the instance size; ``top_k`` shrinks to fit."""
-    min_dual_top_k: int = 3
+    ``40 bytes`` per entry and, above all, its time (each price evaluation is a few passes over
+    every entry); ``top_k`` shrinks to fit."""
+    min_dual_top_k: int = 1
     """Fewer candidates per user than this in the dual: the instance is refused as too large."""
     max_dense_cells: int = 20_000_000
     """Cells (column x user) of the dense facility search; beyond it the sparse search runs."""

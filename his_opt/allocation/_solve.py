@@ -44,12 +44,19 @@ from ._decision import Decision
 from ._diagnose import diagnose
 from ._dual import Bound, ServerDual, dual_bound
 from ._evaluate import score_decision
-from ._exact import Proof, bound_from_proof, enumerate_route, lp_route, milp_route
+from ._exact import (
+    Proof,
+    bound_from_proof,
+    enumerate_route,
+    lp_route,
+    milp_route,
+    pooled_instance,
+)
 from ._heuristics import greedy_grouping
 from ._incumbent import Incumbent
 from ._instance import Instance
 from ._options import OptionTable, build_option_table
-from ._primal import column_milp, dense_search, price_guess, priced_plan
+from ._primal import column_milp, dense_search, place_groups, price_guess, priced_plan
 from ._result import (
     FEASIBLE_GAP,
     INFEASIBLE,
@@ -142,7 +149,8 @@ def _start_prices(inst: Instance, warm_start: SolveResult | None) -> np.ndarray:
 def _primal_start(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
                   prices: np.ndarray, settings: SolverSettings, budget: TimeBudget) -> None:
     """The first plans: greedy grouping, then the dense facility search at the start prices."""
-    inc.offer(greedy_grouping(inst, table), "greedy")
+    inc.offer(greedy_grouping(inst, table, deadline=budget.deadline(settings.share_primal)),
+              "greedy")
     budget.lap("greedy")
     if strategy.route == "enumerate":
         return
@@ -167,9 +175,22 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         pairs = np.nonzero(mask)
     dual = ServerDual(inst, table, strategy.classes, pairs)
     lam0 = np.array([prices[c[0]] for c in strategy.classes])
-    if inc.decision is None:
-        inc.offer(priced_plan(dual, table, lam0, settings=settings,
-                              deadline=budget.deadline(settings.share_primal)), "sparse search")
+    pooled = pooled_instance(inst, strategy.classes)
+    p_table = table if pooled is inst else build_option_table(pooled)
+
+    def search(lam_cls: np.ndarray) -> None:
+        """Facility search on the pooled classes at class prices, placed on the servers."""
+        found = dense_search(pooled, p_table, lam_cls, pair_mask=mask, settings=settings,
+                             deadline=budget.deadline(settings.share_primal))
+        if found is not None:
+            inc.offer(place_groups(inst, table, found, strategy.classes), "facility search")
+        elif not budget.expired():
+            inc.offer(priced_plan(dual, table, lam_cls, settings=settings,
+                                  deadline=budget.deadline(settings.share_primal)),
+                      "sparse search")
+
+    search(lam0)
+    budget.lap("facility search")
     b = dual_bound(dual, lam0=lam0, target=inc.objective, scope=strategy.scope,
                    settings=settings, budget=budget, time_share=settings.share_bound)
     budget.lap("dual bound")
@@ -177,14 +198,10 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
     stats.update(dual_bound=b.value, dual_evaluations=b.evaluations, dual_entries=len(dual.en))
     inc.note("bound", bound=b.value)
     lam_cls = np.array([b.server_price[c[0]] for c in strategy.classes])
-    for mult in (1.0, 0.9, 1.1):
-        if budget.expired():
+    for mult in (1.0, 0.99, 1.01):
+        if budget.left() <= 0.5:
             break
-        inc.offer(dense_search(inst, table, b.server_price * mult, pair_mask=mask,
-                               settings=settings, deadline=budget.deadline(settings.share_primal)),
-                  "facility search")
-        inc.offer(priced_plan(dual, table, lam_cls * mult, settings=settings,
-                              deadline=budget.deadline(settings.share_primal)), "sparse search")
+        search(lam_cls * mult)
     budget.lap("facility search")
     if inst.n_servers > 1 and inc.decision is not None and not budget.expired():
         inc.offer(column_milp(inst, table, inc.decision, mask, settings=settings,

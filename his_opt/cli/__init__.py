@@ -45,7 +45,17 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The full ``his-opt`` argument parser."""
     from .. import __version__
-    from . import _examples, _generate, _hiqm, _plan, _profile, _resume, _similarity, _solve
+    from . import (
+        _examples,
+        _generate,
+        _hiqm,
+        _plan,
+        _profile,
+        _resume,
+        _similarity,
+        _simulate,
+        _solve,
+    )
 
     parser = argparse.ArgumentParser(
         prog="his-opt",
@@ -60,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resume.add_resume_parser(sub)
     _profile.add_profile_quality_parser(sub)
     _profile.add_profile_gpu_parser(sub)
+    _simulate.add_simulate_parser(sub)
     _plan.add_validate_parser(sub)
     _plan.add_schema_parser(sub)
     _examples.add_examples_parser(sub)
