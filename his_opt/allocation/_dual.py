@@ -198,13 +198,17 @@ class ServerDual:
         return best[0], best[1], best[2], best[3]
 
     def evaluate(self, lam: np.ndarray, mu: float, *, target: float, settings: SolverSettings,
-                 deadline: float) -> tuple[float, np.ndarray, float]:
+                 deadline: float, polish: bool = False) -> tuple[float, np.ndarray, float]:
         """The bound at prices ``(lam, mu)`` (``inf`` if some user has no option) and its
-        subgradients in ``lam`` and ``mu``."""
+        subgradients in ``lam`` and ``mu``; ``polish`` lowers it further by subgradient steps
+        on the user prices (costly: done once, at the best prices)."""
         self._entries(np.asarray(lam, dtype=float), float(mu))
         pi = self._ascend(settings.ascent_rounds, deadline)
         if pi is None:
             return math.inf, np.zeros(len(self.classes)), 0.0
+        if not polish:
+            val, _, g_lam, g_mu = self._value(pi)
+            return val, g_lam, g_mu
         tgt = target if math.isfinite(target) else self._value(pi)[0] * 0.99
         val, _, g_lam, g_mu = self._polish(pi, tgt, settings.polish_rounds, deadline)
         return val, g_lam, g_mu
@@ -280,19 +284,22 @@ def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
     with_mu = inst.scenario.max_groups is not None
     z = np.concatenate([np.maximum(np.asarray(lam0, dtype=float), 0.0), [0.0] if with_mu else []])
 
-    def oracle(z: np.ndarray) -> tuple[float, np.ndarray]:
+    search_end = t0 + (deadline - t0) * settings.search_share
+
+    def oracle(z: np.ndarray, polish: bool = False) -> tuple[float, np.ndarray]:
         lam, mu = z[: len(classes)], (z[-1] if with_mu else 0.0)
-        each = max((deadline - time.perf_counter()) / 3, 0.02)
+        end = deadline if polish else search_end
+        each = max((end - time.perf_counter()) / (1 if polish else 3), 0.02)
         val, g_lam, g_mu = dual.evaluate(lam, mu, target=target, settings=settings,
-                                         deadline=time.perf_counter() + each)
+                                         deadline=time.perf_counter() + each, polish=polish)
         return val, np.concatenate([g_lam, [g_mu] if with_mu else []])
 
-    best_z, best_v, points = _line_search(oracle, z, settings, deadline)
+    best_z, best_v, points = _line_search(oracle, z, settings, search_end)
     evals = len(points)
     scale = max(float(np.abs(best_z).max()), 1e-3)
     radius = np.full(len(z), scale)
     for _ in range(settings.bundle_iterations if math.isfinite(best_v) else 0):
-        if time.perf_counter() > deadline or radius.max() < 1e-3 * scale:
+        if time.perf_counter() > search_end or radius.max() < 1e-3 * scale:
             break
         cand, model = _bundle_step(points, best_z, best_v, radius)
         predicted = best_v - model
@@ -309,6 +316,10 @@ def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
             radius = radius * 1.5
         else:
             radius = radius * 0.6
+    if math.isfinite(best_v) and time.perf_counter() < deadline:
+        polished, _ = oracle(best_z, polish=True)
+        evals += 1
+        best_v = min(best_v, polished)
     server_price = np.zeros(inst.n_servers)
     for k, cls in enumerate(classes):
         server_price[cls] = best_z[k]

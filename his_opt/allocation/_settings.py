@@ -52,6 +52,8 @@ class SolverSettings:
     """Multiples of the start prices tried before the bundle method (a line search)."""
     golden_steps: int = 5
     """Golden-section refinements of the best multiple."""
+    search_share: float = 0.7
+    """Share of the bound's time for the price search; the rest polishes the best prices."""
     bundle_iterations: int = 40
     """Trust-region bundle iterations over the server prices."""
     bundle_accept: float = 0.1
