@@ -16,7 +16,7 @@ from his_opt.cli._baselines import parse_baselines
 from his_opt.cli._solve import main
 from his_opt.report import read_report_table
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "his_opt" / "data" / "examples"
 
 
 def test_parse_baselines():
@@ -57,8 +57,19 @@ def _solve(tmp_path: Path, *args: str) -> tuple[dict, Path, int]:
     return json.loads(plan.read_text(encoding="utf-8")), out, code
 
 
-def test_baselines_none_runs_none(tmp_path, caplog, capsys):
+@pytest.fixture
+def baseline_log(caplog):
+    """Records of the baselines' logger (the CLI's ``his_opt`` logger does not propagate to the
+    root logger that ``caplog`` listens on, so its handler is attached directly)."""
+    logger = logging.getLogger("his_opt.cli.baselines")
     caplog.set_level(logging.INFO, logger="his_opt.cli.baselines")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def test_baselines_none_runs_none(tmp_path, baseline_log, capsys):
+    caplog = baseline_log
     doc, out, code = _solve(tmp_path, "--baselines", "none")
     assert code == 0 and doc["baselines"] == []
     assert doc["totals"]["gpu_time_iis_s"] is None
@@ -68,8 +79,8 @@ def test_baselines_none_runs_none(tmp_path, caplog, capsys):
     assert len(openpyxl.load_workbook(out)["Charts"]._charts) == 5
 
 
-def test_baselines_gfis_runs_only_it(tmp_path, caplog, capsys):
-    caplog.set_level(logging.INFO, logger="his_opt.cli.baselines")
+def test_baselines_gfis_runs_only_it(tmp_path, baseline_log, capsys):
+    caplog = baseline_log
     doc, out, code = _solve(tmp_path, "--baselines", "gfis", "--baseline-time-limit", "5")
     assert code == 0 and [b["name"] for b in doc["baselines"]] == ["GFIS"]
     lines = [r.getMessage() for r in caplog.records]

@@ -155,7 +155,7 @@ def test_full_example_report_and_plan_agree(full_run, similarity):
     # GFIS's random public prompt breaks three users' min_quality: the plan says which
     gfis = next(b for b in doc["baselines"] if b["name"] == "GFIS")
     assert gfis["objective"] is None and gfis["feasible"] is False
-    assert gfis["reason"].startswith("min_quality not met for 3 users (u04, u20, u37)")
+    assert "min_quality not met for 3 users (u04, u20, u37)" in gfis["reason"]
     assert any("u04" in r and "min_quality" in r for r in gfis["reasons"])
     iis = next(b for b in doc["baselines"] if b["name"] == "IIS")
     assert iis["objective"] < 0 and iis["plan_vs_method"] is None  # no ratio to a negative

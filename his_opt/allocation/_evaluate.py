@@ -201,8 +201,8 @@ def check_feasible(inst: Instance, plan: Any, *, tol: float = 1e-6) -> list[str]
     for n in np.flatnonzero(p_u >= 0):
         s_pn = float(inst.sim[p_u[n], n])
         if s_pn < inst.min_share_similarity:
-            out.append(f"user {uid[n]}: shares a public prompt at similarity {s_pn:.4f}, below "
-                       f"min_share_similarity {inst.min_share_similarity:.4f}")
+            out.append(f"user {uid[n]}: shares a public prompt below min_share_similarity "
+                       f"{inst.min_share_similarity:.4g} (the quality model's evidence)")
     z = sc.total_steps - x_u - dec.y
     for n in range(n_u):
         if not sc.edge_steps_min <= dec.y[n] <= sc.edge_steps_max:

@@ -135,6 +135,10 @@ def run_parsed(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``his-opt``; bad input gives one line on stderr and exit code 2."""
+    # transformers' notices (no torchvision: PIL image processors) are not ours to print
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     return run_parsed(args)
