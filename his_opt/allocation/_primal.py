@@ -23,7 +23,7 @@ from ._options import OptionTable
 from ._settings import SolverSettings
 from ._split import greedy_split
 
-__all__ = ["column_milp", "dense_search", "place_groups", "price_guess", "priced_plan",
+__all__ = ["column_milp", "dense_search", "solo_plan", "place_groups", "price_guess", "priced_plan",
            "sparse_search"]
 
 _BIG = 1e9
@@ -39,6 +39,19 @@ def price_guess(inst: Instance) -> np.ndarray:
     need = inst.n_users * inst.scenario.edge_steps_max * inst.beta
     short = inst.budget_s < need / max(inst.n_servers, 1)
     return np.where(short, np.maximum(gain, 0.0) / np.maximum(inst.beta, 1e-12), 0.0)
+
+
+def solo_plan(inst: Instance, table: OptionTable) -> Decision | None:
+    """Every user alone (no sharing), spread over the servers by budget, steps split greedily:
+    a plan in O(users x servers) that exists whenever sharing is optional."""
+    if not inst.allow_solo:
+        return None
+    n = inst.n_users
+    est = np.full(n, float(np.mean(inst.alpha + inst.beta)) * inst.scenario.edge_steps_max)
+    server = assign_servers(inst, est)
+    dec = Decision(server, np.full(n, -1), np.zeros(n, dtype=int), np.arange(n),
+                   np.zeros(n, dtype=int))
+    return greedy_split(inst, table, dec)
 
 
 def _central_publics(inst: Instance, pair_mask: np.ndarray | None,
@@ -65,6 +78,10 @@ def dense_search(inst: Instance, table: OptionTable, lam: np.ndarray, *,
     pubs = _central_publics(inst, pair_mask, settings)
     if pubs is not None and pubs.size == 0:
         return None
+    n_pub = inst.n_publics if pubs is None else pubs.size
+    cells = n_pub * inst.n_servers * len(inst.x_values) * inst.n_users
+    if cells * settings.dense_seconds_per_cell > deadline - time.perf_counter():
+        return None  # its table alone would outlast the time it may use
     return ufl_search(inst, table, lam, publics=pubs, pair_mask=pair_mask, deadline=deadline)
 
 

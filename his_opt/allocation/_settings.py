@@ -44,6 +44,15 @@ class SolverSettings:
     """Fewer candidates per user than this in the dual: the instance is refused as too large."""
     max_dense_cells: int = 20_000_000
     """Cells (column x user) of the dense facility search; beyond it the sparse search runs."""
+    dense_seconds_per_cell: float = 1e-7
+    """Measured cost of building the dense search's table (per column x user cell, this
+    machine); a search whose table would outlast its share of the time is skipped."""
+    dual_seconds_per_entry: float = 2e-7
+    """Measured cost of one price evaluation of the dual per entry; with less time than that
+    for the bound, none is attempted (the result says so)."""
+    greedy_seconds_per_pair: float = 5e-8
+    """Measured cost of one greedy threshold per (public, user) pair; the greedy grouping is
+    skipped when even one threshold would outlast its share of the time."""
     ascent_rounds: int = 600
     """Dual-ascent rounds per price evaluation."""
     polish_rounds: int = 300
@@ -69,6 +78,8 @@ class SolverSettings:
     optimal, so sub-MIP heuristics and restarts mostly cost time (50 users: 3.5 s -> 0.9 s)."""
     share_primal: float = 0.3
     """Share of the time left that one primal search may use."""
+    share_search: float = 0.5
+    """Share of the time left for a large instance's facility search (its main plan)."""
     share_bound: float = 0.6
     """Share of the time left that a bound computation may use."""
     share_diagnose: float = 0.5

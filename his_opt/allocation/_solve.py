@@ -56,7 +56,14 @@ from ._heuristics import greedy_grouping
 from ._incumbent import Incumbent
 from ._instance import Instance
 from ._options import OptionTable, build_option_table
-from ._primal import column_milp, dense_search, place_groups, price_guess, priced_plan
+from ._primal import (
+    column_milp,
+    dense_search,
+    place_groups,
+    price_guess,
+    priced_plan,
+    solo_plan,
+)
 from ._result import (
     FEASIBLE_GAP,
     INFEASIBLE,
@@ -110,7 +117,7 @@ def solve(
     """
     _check_arguments(time_limit, mip_gap, method, backend)
     settings = settings or SolverSettings()
-    budget = TimeBudget(time_limit, margin_s=min(settings.return_margin_s, 0.05 * time_limit))
+    budget = TimeBudget(time_limit, margin_s=max(settings.return_margin_s, 0.02 * time_limit))
     strategy = choose_strategy(instance, settings, method=method, top_k=top_k)
     table = build_option_table(instance)
     budget.lap("setup")
@@ -149,8 +156,10 @@ def _start_prices(inst: Instance, warm_start: SolveResult | None) -> np.ndarray:
 def _primal_start(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
                   prices: np.ndarray, settings: SolverSettings, budget: TimeBudget) -> None:
     """The first plans: greedy grouping, then the dense facility search at the start prices."""
-    inc.offer(greedy_grouping(inst, table, deadline=budget.deadline(settings.share_primal)),
-              "greedy")
+    inc.offer(solo_plan(inst, table), "solo")
+    deadline = budget.deadline(settings.share_primal)
+    if inst.n_publics * inst.n_users * settings.greedy_seconds_per_pair < budget.left():
+        inc.offer(greedy_grouping(inst, table, deadline=deadline), "greedy")
     budget.lap("greedy")
     if strategy.route == "enumerate":
         return
@@ -173,6 +182,8 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         pairs = np.divmod(np.arange(inst.n_publics * inst.n_users), inst.n_users)
     else:
         pairs = np.nonzero(mask)
+    entry_cost = (len(pairs[0]) * len(strategy.classes) * len(inst.x_values)
+                  * settings.dual_seconds_per_entry)
     dual = ServerDual(inst, table, strategy.classes, pairs)
     lam0 = np.array([prices[c[0]] for c in strategy.classes])
     pooled = pooled_instance(inst, strategy.classes)
@@ -181,16 +192,20 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
     def search(lam_cls: np.ndarray) -> None:
         """Facility search on the pooled classes at class prices, placed on the servers."""
         found = dense_search(pooled, p_table, lam_cls, pair_mask=mask, settings=settings,
-                             deadline=budget.deadline(settings.share_primal))
+                             deadline=budget.deadline(settings.share_search))
         if found is not None:
             inc.offer(place_groups(inst, table, found, strategy.classes), "facility search")
-        elif not budget.expired():
+        elif entry_cost < budget.share(settings.share_search):
             inc.offer(priced_plan(dual, table, lam_cls, settings=settings,
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
 
     search(lam0)
     budget.lap("facility search")
+    if entry_cost > budget.share(settings.share_bound):
+        proof.notes.append("no time left for the Lagrangian bound; the plan has no bound")
+        proof.timed_out = True
+        return proof
     b = dual_bound(dual, lam0=lam0, target=inc.objective, scope=strategy.scope,
                    settings=settings, budget=budget, time_share=settings.share_bound)
     budget.lap("dual bound")
