@@ -22,10 +22,11 @@ Solving
 ``FEASIBLE_GAP``, ``TIME_LIMIT``, ``INFEASIBLE``), the plan's ``objective``, a proven ``bound``
 and ``gap = (bound - objective) / |objective|``, ``bound_scope`` (what the bound covers),
 ``solve_time_s``, per-server GPU time (model bound and replayed schedule) and ``diagnostics``.
-Up to 150 users the default method bounds the problem by its LP over every option (restricted
-LP + pricing), removes options by reduced-cost fixing against heuristic plans and solves the
-small remaining MILP exactly with HiGHS; above that it bounds by facility-location dual ascent
-with the GPU budget priced (:mod:`._ascent`) and plans by facility search (see :mod:`._solve`).
+Tiny instances (<= 8 users, <= 3 servers) are enumerated exactly; up to 150 users the LP over
+every option on the pooled server classes bounds the problem, reduced-cost fixing removes
+options and HiGHS proves the small remaining MILP; above that the Lagrangian dual with one price
+per server class bounds it (:mod:`._dual`), and plans come from facility searches at those
+prices, always on the real servers (see :mod:`._solve` for the pipeline and its guarantees).
 An infeasible instance comes back with one line
 per cause: a user's deadline below its fastest possible delay (and by how much), a
 ``min_quality`` above the best reachable quality, or the smallest GPU budget per server that

@@ -234,10 +234,12 @@ def _bundle_step(points: list[tuple[np.ndarray, float, np.ndarray]], center: np.
     return np.maximum(res.x[:dim], 0.0), float(res.x[dim])
 
 
-def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline: float
+def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline: float,
+                 grid_oracle: Any = None
                  ) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float, np.ndarray]]]:
     """The best multiple ``t z0`` of the start prices (all at one level when ``z0`` is 0) on a
-    geometric grid, refined by a golden-section search; every point becomes a bundle cut."""
+    geometric grid, refined by a golden-section search; every point becomes a bundle cut.
+    ``grid_oracle`` (a list of prices -> their values) evaluates the grid at once (Ray)."""
     base = z0 if np.any(z0 > 0) else np.ones_like(z0)
     points: list[tuple[np.ndarray, float, np.ndarray]] = []
 
@@ -250,7 +252,12 @@ def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline
 
     grid = [0.0] + [float(t) for t in settings.price_grid]
     vals = []
-    for t in grid:
+    if grid_oracle is not None:
+        for t, (v, g) in zip(grid, grid_oracle([base * t for t in grid]), strict=True):
+            vals.append(v)
+            if math.isfinite(v):
+                points.append((base * t, v, g))
+    for t in grid[len(vals):]:
         if time.perf_counter() > deadline and vals:
             break
         vals.append(at(t))
@@ -275,9 +282,12 @@ def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline
 
 
 def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
-               settings: SolverSettings, budget: TimeBudget, time_share: float) -> Bound:
+               settings: SolverSettings, budget: TimeBudget, time_share: float,
+               evaluator: Any = None) -> Bound:
     """Minimise ``D`` over the class prices (and ``mu``) by the trust-region bundle method of
-    the module docstring, within ``time_share`` of the time left."""
+    the module docstring, within ``time_share`` of the time left. ``evaluator`` (a
+    :class:`~._distributed.RayPriceEvaluator` bound to ``dual``) runs the line search's grid
+    of prices in parallel."""
     t0 = time.perf_counter()
     deadline = budget.deadline(time_share)
     inst, classes = dual.inst, dual.classes
@@ -294,7 +304,12 @@ def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
                                          deadline=time.perf_counter() + each, polish=polish)
         return val, np.concatenate([g_lam, [g_mu] if with_mu else []])
 
-    best_z, best_v, points = _line_search(oracle, z, settings, search_end)
+    grid_oracle = None
+    if evaluator is not None:
+        def grid_oracle(zs: list[np.ndarray]) -> list[tuple[float, np.ndarray]]:
+            return evaluator.map(zs, n_classes=len(classes), with_mu=with_mu, target=target,
+                                 settings=settings, deadline=t0 + (search_end - t0) / 2)
+    best_z, best_v, points = _line_search(oracle, z, settings, search_end, grid_oracle)
     evals = len(points)
     scale = max(float(np.abs(best_z).max()), 1e-3)
     radius = np.full(len(z), scale)

@@ -22,25 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from .._columns import USER_TABLE_COLUMNS
 from ..costs import Channel, EdgeServer, downlink_bits
 from ..scenario import Scenario
 
 __all__ = ["Instance", "USER_TABLE_COLUMNS", "build_instance", "public_candidates"]
 
-USER_TABLE_COLUMNS: tuple[str, ...] = (
-    "user_id",
-    "prompt",
-    "negative_prompt",
-    "device_step_s",
-    "device_step_energy_j",
-    "bandwidth_hz",
-    "tx_power_w",
-    "channel_gain",
-    "deadline_s",
-    "min_quality",
-    "subject",
-)
-"""Columns the users table must have (the canonical table of ``his_opt.io.load_users``)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -42,6 +42,7 @@ import numpy as np
 
 from ._decision import Decision
 from ._diagnose import diagnose
+from ._distributed import RayPriceEvaluator
 from ._dual import Bound, ServerDual, dual_bound
 from ._evaluate import score_decision
 from ._exact import (
@@ -106,6 +107,7 @@ def solve(
     warm_start: SolveResult | None = None,
     settings: SolverSettings | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    ray_address: str | None = None,
 ) -> SolveResult:
     """Find the best plan for ``instance``; see the module docstring.
 
@@ -113,7 +115,9 @@ def solve(
     declared optimal. ``top_k``: ``"auto"`` (candidates per user sized by the memory plan),
     ``None`` (all) or a positive integer. ``warm_start``: a previous result (for example the
     last round's) whose server prices start the price searches. ``progress`` receives events
-    (``incumbent``, ``bound``) as dicts. The solver is deterministic: it draws no random numbers.
+    (``incumbent``, ``bound``) as dicts. ``ray_address`` (``"local"`` or a cluster address)
+    spreads the Lagrangian dual's price evaluations over Ray (large instances); the bound is
+    valid either way. The solver draws no random numbers.
     """
     _check_arguments(time_limit, mip_gap, method, backend)
     settings = settings or SolverSettings()
@@ -138,7 +142,8 @@ def solve(
         proof = lp_route(instance, table, strategy, inc, settings=settings, mip_gap=mip_gap,
                          budget=budget, stats=stats)
     else:
-        proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats)
+        proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats,
+                            ray_address)
     bound = bound_from_proof(proof, strategy.scope, strategy.route)
     if proof.infeasible or inc.decision is None:
         return _infeasible(instance, table, strategy, budget, settings, stats, proof)
@@ -174,8 +179,9 @@ def _primal_start(inst: Instance, table: OptionTable, strategy: Strategy, inc: I
 
 def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
                 prices: np.ndarray, settings: SolverSettings, budget: TimeBudget,
-                stats: dict[str, Any]) -> Proof:
-    """Lagrangian bound over the server classes, then plans at its prices."""
+                stats: dict[str, Any], ray_address: str | None = None) -> Proof:
+    """Lagrangian bound over the server classes (its price evaluations on Ray when
+    ``ray_address`` is given), then plans at its prices."""
     proof = Proof()
     mask = strategy.pair_mask
     if mask is None:
@@ -206,8 +212,16 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         proof.notes.append("no time left for the Lagrangian bound; the plan has no bound")
         proof.timed_out = True
         return proof
+    evaluator = None
+    if ray_address is not None:
+        evaluator = RayPriceEvaluator(ray_address)
+        evaluator.bind(dual)
+        budget.lap("ray setup")
     b = dual_bound(dual, lam0=lam0, target=inc.objective, scope=strategy.scope,
-                   settings=settings, budget=budget, time_share=settings.share_bound)
+                   settings=settings, budget=budget, time_share=settings.share_bound,
+                   evaluator=evaluator)
+    if evaluator is not None:
+        stats.update(ray_tasks=evaluator.tasks, ray_cpus=evaluator.workers)
     budget.lap("dual bound")
     proof.bound, proof.prices = b.value, b.server_price
     stats.update(dual_bound=b.value, dual_evaluations=b.evaluations, dual_entries=len(dual.en))

@@ -47,10 +47,6 @@ class Strategy:
     scope: str
     share_floor_users: int
 
-    @property
-    def pooled(self) -> bool:
-        return any(len(c) > 1 for c in self.classes)
-
 
 def _top_k_mask(inst: Instance, allowed: np.ndarray, k: int | None) -> np.ndarray | None:
     """Each user's ``k`` most similar allowed candidates (and its own prompt), within

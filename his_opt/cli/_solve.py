@@ -178,6 +178,13 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "most this times their number",
     )
     parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        default=None,
+        help="spread the solver's Lagrangian dual (large instances) over Ray: 'local', 'auto' "
+        "or HOST:PORT (the 'ray' extra)",
+    )
+    parser.add_argument(
         "--model",
         default=None,
         help="SD3 pipeline folder or hub id the plan is for, recorded in the plan's 'model' "
@@ -331,6 +338,7 @@ def solve_main(args: argparse.Namespace) -> int:
                 time_limit=args.time_limit,
                 mip_gap=args.gap,
                 progress=None if args.quiet else _SolverProgress(),
+                ray_address=args.ray_address,
             )
         except CapacityError as err:
             raise InputError(str(err), file=args.users) from err

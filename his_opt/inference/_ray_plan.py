@@ -91,7 +91,7 @@ def run_plan_ray(
     warning); ``dtype`` defaults to float16 on GPUs, float32 on CPU. Images equal a local
     run's: each group's noise comes from its seed.
     """
-    from ..profiling._ray import connect_ray
+    from .._ray import connect_ray
 
     ray = None
     if dtype is None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._columns import USER_TABLE_COLUMNS as USER_COLUMNS
 from .._errors import InputError
 from .._read import SAFE_NAME, check_text, is_safe_name
 from ..costs import DeviceModel
@@ -45,21 +46,6 @@ from ._table import Record, parse_float, read_csv_records
 
 __all__ = ["SAFE_ID", "USER_COLUMNS", "USER_INPUT_COLUMNS", "load_users"]
 
-USER_COLUMNS: tuple[str, ...] = (
-    "user_id",
-    "prompt",
-    "negative_prompt",
-    "device_step_s",
-    "device_step_energy_j",
-    "bandwidth_hz",
-    "tx_power_w",
-    "channel_gain",
-    "deadline_s",
-    "min_quality",
-    "subject",
-)
-"""Columns of the table ``load_users`` returns, in order (what ``allocation.build_instance``
-reads; a test keeps the two lists equal)."""
 
 SAFE_ID = SAFE_NAME
 """A user id usable as a file name (``generate`` writes ``DIR/USER_ID.png``)."""

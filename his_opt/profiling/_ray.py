@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .._ray import connect_ray
 from ._quality_run import BlockOutput, BlockRunner, BlockTask
 from ._sweep import Sweep
 
@@ -33,32 +34,6 @@ def _run_task(
         runner.check_memory(sweep)
         _RUNNERS[key] = runner
     return runner.run(task, sweep, keep_images=keep_images)
-
-
-def connect_ray(address: str, *, num_cpus: int | None = None) -> Any:
-    """Connect to Ray: ``"local"`` starts a private instance, anything else is ``ray.init(address)``.
-
-    Ray is the optional extra ``his-opt[ray]``; without it this is one ``InputError`` line.
-    """
-    try:
-        import ray
-    except ImportError:
-        from .._errors import InputError
-
-        raise InputError(
-            "running over Ray needs the optional extra: pip install 'his-opt[ray]'",
-            field="--ray-address",
-        ) from None
-
-    if ray.is_initialized():
-        return ray
-    if address == "local":
-        ray.init(
-            num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False
-        )
-    else:
-        ray.init(address=address, logging_level="ERROR")
-    return ray
 
 
 def ray_block_outputs(
