@@ -59,7 +59,10 @@ class RayPriceEvaluator:
         refs = [self._task.remote(self._ref, z, n_classes, with_mu, target, settings, seconds)
                 for z in points]
         self.tasks += len(refs)
-        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=seconds + 5.0)
+        ready, pending = self._ray.wait(refs, num_returns=len(refs),
+                                        timeout=max(deadline - time.perf_counter(), 0.0))
+        for ref in pending:
+            self._ray.cancel(ref, force=True)
         done = set(ready)
         out = []
         for ref in refs:

@@ -13,7 +13,7 @@ is left decomposes into facility-location choices: a column ``c = (public p, cla
 
 bounds the optimum (weak duality), and ``D`` is jointly convex in ``(pi, lam, mu)``. The inner
 minimisation over ``pi`` is Erlenkotter's dual ascent (all users at once, a column's slack shared
-by the users still moving in it) followed by subgradient polishing; the outer one over the
+by the users still moving in it), with subgradient polishing once at the best prices; the outer one over the
 server prices is a trust-region bundle method: a cutting-plane model of the evaluated points,
 minimised by an LP (HiGHS) inside a box around the best point, serious steps when the true
 decrease reaches a share of the predicted one, the box shrinking otherwise. The reported bound
@@ -209,7 +209,11 @@ class ServerDual:
         if not polish:
             val, _, g_lam, g_mu = self._value(pi)
             return val, g_lam, g_mu
-        tgt = target if math.isfinite(target) else self._value(pi)[0] * 0.99
+        if math.isfinite(target):
+            tgt = target
+        else:
+            v = self._value(pi)[0]
+            tgt = v - 0.01 * max(abs(v), 1.0)
         val, _, g_lam, g_mu = self._polish(pi, tgt, settings.polish_rounds, deadline)
         return val, g_lam, g_mu
 

@@ -26,7 +26,8 @@ from ._primal import column_milp, dense_search, place_groups
 from ._settings import SolverSettings, TimeBudget
 from ._strategy import Strategy
 
-__all__ = ["Proof", "enumerate_route", "lp_route", "milp_route", "pooled_instance"]
+__all__ = ["Proof", "enumerate_route", "lp_route", "merged_instance", "milp_route",
+           "pooled_instance"]
 
 
 class Proof:
@@ -56,6 +57,24 @@ def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
         alpha=inst.alpha[rep], beta_raw=inst.beta_raw[rep], beta=inst.beta[rep],
         batch_images=inst.batch_images[rep], power_w=inst.power_w[rep],
         budget_s=np.array([inst.budget_s[c].sum() for c in classes]),
+    )
+
+
+def merged_instance(inst: Instance) -> Instance:
+    """Every server merged into one with the summed budget and every cost figure at its
+    largest (the smallest batch): a plan of it, placed on the real servers, costs no more than
+    it modelled, which makes it a start for a plan (not a relaxation)."""
+    one = (replace(inst.servers[int(np.argmax(inst.beta))], name="merged",
+                   budget_s=float(inst.budget_s.sum())),)
+
+    def top(a: np.ndarray) -> np.ndarray:
+        return np.array([np.max(a)])
+
+    return replace(
+        inst, servers=one, tau_pub=top(inst.tau_pub), tau_one=top(inst.tau_one),
+        alpha=top(inst.alpha), beta_raw=top(inst.beta_raw), beta=top(inst.beta),
+        power_w=top(inst.power_w), batch_images=np.array([np.min(inst.batch_images)]),
+        budget_s=np.array([float(inst.budget_s.sum())]),
     )
 
 
@@ -107,6 +126,9 @@ def _expand(opts: tuple[np.ndarray, ...], solo: np.ndarray, classes: list[list[i
 def enumerate_route(inst: Instance, inc: Incumbent, budget: TimeBudget) -> Proof:
     """The exact optimum of a tiny instance by structured enumeration."""
     proof = Proof()
+    if budget.expired():
+        proof.timed_out = True
+        return proof
     try:
         value, dec = exact_optimum(inst, time_limit=budget.left())
     except TimeoutError:
@@ -214,7 +236,7 @@ def _neighbourhoods(inst: Instance, table: OptionTable, lpb: Any, classes: list[
         model = build_compact_model(inst, table, opts, solo)
         warm = model.encode(inc.decision, inst.total_steps)
         last = 2 * size > min(n_keep, settings.max_milp_options // expand)
-        share = 1.0 if last else 0.4
+        share = 0.5 if last else 0.4
         out = run_milp(model, "highs", budget.share(share), mip_gap, warm, inc.progress)
         if out.x is not None:
             inc.offer(model.decode(out.x), "neighbourhood milp")

@@ -50,6 +50,7 @@ from ._exact import (
     bound_from_proof,
     enumerate_route,
     lp_route,
+    merged_instance,
     milp_route,
     pooled_instance,
 )
@@ -121,7 +122,8 @@ def solve(
     """
     _check_arguments(time_limit, mip_gap, method, backend)
     settings = settings or SolverSettings()
-    budget = TimeBudget(time_limit, margin_s=max(settings.return_margin_s, 0.02 * time_limit))
+    margin = min(max(settings.return_margin_s, 0.02 * time_limit), 0.5 * time_limit)
+    budget = TimeBudget(time_limit, margin_s=margin)
     strategy = choose_strategy(instance, settings, method=method, top_k=top_k)
     table = build_option_table(instance)
     budget.lap("setup")
@@ -145,7 +147,7 @@ def solve(
         proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats,
                             ray_address)
     bound = bound_from_proof(proof, strategy.scope, strategy.route)
-    if proof.infeasible or inc.decision is None:
+    if inc.decision is None:
         return _infeasible(instance, table, strategy, budget, settings, stats, proof)
     return _result(instance, strategy, inc, bound, proof, mip_gap, budget, stats)
 
@@ -194,14 +196,22 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
     lam0 = np.array([prices[c[0]] for c in strategy.classes])
     pooled = pooled_instance(inst, strategy.classes)
     p_table = table if pooled is inst else build_option_table(pooled)
+    plans_on = [(pooled, p_table, strategy.classes)]
+    if len(strategy.classes) > 1:  # unequal servers: also plan on all merged, then place
+        merged = merged_instance(inst)
+        plans_on.append((merged, build_option_table(merged), [list(range(inst.n_servers))]))
 
     def search(lam_cls: np.ndarray) -> None:
         """Facility search on the pooled classes at class prices, placed on the servers."""
-        found = dense_search(pooled, p_table, lam_cls, pair_mask=mask, settings=settings,
-                             deadline=budget.deadline(settings.share_search))
-        if found is not None:
-            inc.offer(place_groups(inst, table, found, strategy.classes), "facility search")
-        elif entry_cost < budget.share(settings.share_search):
+        searched = False
+        for on, on_table, classes in plans_on:
+            lam_on = lam_cls if on is pooled else lam_cls.mean(keepdims=True)
+            found = dense_search(on, on_table, lam_on, pair_mask=mask, settings=settings,
+                                 deadline=budget.deadline(settings.share_search))
+            if found is not None:
+                searched = True
+                inc.offer(place_groups(inst, table, found, classes), "facility search")
+        if not searched and entry_cost < budget.share(settings.share_search):
             inc.offer(priced_plan(dual, table, lam_cls, settings=settings,
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
@@ -273,7 +283,8 @@ def _infeasible(inst: Instance, table: OptionTable, strategy: Strategy, budget: 
                 settings: SolverSettings, stats: dict[str, Any], proof: Proof) -> SolveResult:
     """No plan: why (within the time left), and whether that is proven or a time-out."""
     reasons = diagnose(inst, table, time_limit=max(budget.share(settings.share_diagnose), 0.05))
-    proven = proof.infeasible or bool(reasons)
+    # a proof over a top-k subset of the candidates proves nothing about the whole problem
+    proven = (proof.infeasible and strategy.top_k is None) or bool(reasons)
     status = INFEASIBLE if proven else TIME_LIMIT
     if not reasons:
         reasons = ["no plan meets every constraint (no single cause found)" if proven
