@@ -102,11 +102,12 @@ def test_strategy_routes_by_size_and_plans_memory() -> None:
     big = tiny_instance(1, n_users=200, server_budget_fractions=(0.3, 0.2))
     plan = choose_strategy(big, s)
     assert plan.route == "dual" and plan.top_k is None and len(plan.classes) == 2
-    tight = choose_strategy(big, replace(s, max_dual_entries=200 * 2 * 2 * 10))
-    assert tight.top_k == 10 and "top-10" in tight.scope
-    assert int(tight.pair_mask.sum(axis=0).max()) <= 11  # its 10 and its own prompt
-    with pytest.raises(CapacityError, match="public candidates per user"):
-        choose_strategy(big, replace(s, max_dual_entries=100))
+    tight = choose_strategy(big, replace(s, max_dual_entries=200 * 2 * 2 * 12))
+    assert tight.top_k == 12 and "top-12" in tight.scope
+    assert int(tight.pair_mask.sum(axis=0).max()) <= 13  # its 12 and its own prompt
+    crowded = choose_strategy(big, replace(s, max_dual_entries=100))
+    assert crowded.route == "heuristic" and crowded.pair_mask is None
+    assert crowded.scope.startswith("none")
     with pytest.raises(CapacityError, match="option table"):
         choose_strategy(big, replace(s, max_table_bytes=1_000))
 

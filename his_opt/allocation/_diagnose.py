@@ -114,8 +114,11 @@ def _round_up(value: float, digits: int = 6) -> float:
     return math.ceil(value / step - 1e-9) * step
 
 
-def diagnose(inst: Instance, table: OptionTable | None = None, *, time_limit: float = 30.0) -> list[str]:
-    """One line per reason the instance is infeasible (empty if no reason was found)."""
+def diagnose(inst: Instance, table: OptionTable | None = None, *, time_limit: float = 30.0,
+             max_options: int | None = None) -> list[str]:
+    """One line per reason the instance is infeasible (empty if no reason was found). The
+    smallest-budget MILP runs only over at most ``max_options`` options (memory), else the
+    budgets get no line."""
     if table is None:
         from ._options import build_option_table
 
@@ -123,6 +126,9 @@ def diagnose(inst: Instance, table: OptionTable | None = None, *, time_limit: fl
     reasons = _user_reasons(inst, table)
     if reasons:
         return reasons
+    size = inst.n_users * inst.n_publics * inst.n_servers * len(inst.x_values)
+    if max_options is not None and size > max_options:
+        return []
     res = smallest_budgets(inst, table, time_limit=time_limit)
     sc = inst.scenario
     if res is None:

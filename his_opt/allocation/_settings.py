@@ -40,7 +40,7 @@ class SolverSettings:
     """Entries (user, public, server class, x) of the Lagrangian dual: caps its memory at about
     ``40 bytes`` per entry and, above all, its time (each price evaluation is a few passes over
     every entry); ``top_k`` shrinks to fit."""
-    min_dual_top_k: int = 1
+    min_dual_top_k: int = 10
     """Fewer candidates per user than this in the dual: the instance is refused as too large."""
     max_dense_cells: int = 20_000_000
     """Cells (column x user) of the dense facility search; beyond it the sparse search runs."""

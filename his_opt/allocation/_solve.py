@@ -143,7 +143,7 @@ def solve(
     elif strategy.route == "lp":
         proof = lp_route(instance, table, strategy, inc, settings=settings, mip_gap=mip_gap,
                          budget=budget, stats=stats)
-    else:
+    else:  # dual, or heuristic (the dual route without its bound)
         proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats,
                             ray_address)
     bound = bound_from_proof(proof, strategy.scope, strategy.route)
@@ -186,13 +186,16 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
     ``ray_address`` is given), then plans at its prices."""
     proof = Proof()
     mask = strategy.pair_mask
-    if mask is None:
-        pairs = np.divmod(np.arange(inst.n_publics * inst.n_users), inst.n_users)
-    else:
-        pairs = np.nonzero(mask)
-    entry_cost = (len(pairs[0]) * len(strategy.classes) * len(inst.x_values)
-                  * settings.dual_seconds_per_entry)
-    dual = ServerDual(inst, table, strategy.classes, pairs)
+    bounded = strategy.route == "dual"
+    dual, entry_cost = None, math.inf
+    if bounded:
+        if mask is None:
+            pairs = np.divmod(np.arange(inst.n_publics * inst.n_users), inst.n_users)
+        else:
+            pairs = np.nonzero(mask)
+        entry_cost = (len(pairs[0]) * len(strategy.classes) * len(inst.x_values)
+                      * settings.dual_seconds_per_entry)
+        dual = ServerDual(inst, table, strategy.classes, pairs)
     lam0 = np.array([prices[c[0]] for c in strategy.classes])
     pooled = pooled_instance(inst, strategy.classes)
     p_table = table if pooled is inst else build_option_table(pooled)
@@ -211,13 +214,22 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
             if found is not None:
                 searched = True
                 inc.offer(place_groups(inst, table, found, classes), "facility search")
-        if not searched and entry_cost < budget.share(settings.share_search):
+        if not searched and bounded and entry_cost < budget.share(settings.share_search):
             inc.offer(priced_plan(dual, table, lam_cls, settings=settings,
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
 
     search(lam0)
     budget.lap("facility search")
+    if not bounded:
+        proof.notes.append(strategy.scope)
+        for mult in (0.8, 1.25):
+            if budget.left() <= 0.5:
+                break
+            search(lam0 * mult)
+        budget.lap("facility search")
+        proof.timed_out = budget.expired()
+        return proof
     if entry_cost > budget.share(settings.share_bound):
         proof.notes.append("no time left for the Lagrangian bound; the plan has no bound")
         proof.timed_out = True
@@ -282,7 +294,8 @@ def _result(inst: Instance, strategy: Strategy, inc: Incumbent, bound: Bound, pr
 def _infeasible(inst: Instance, table: OptionTable, strategy: Strategy, budget: TimeBudget,
                 settings: SolverSettings, stats: dict[str, Any], proof: Proof) -> SolveResult:
     """No plan: why (within the time left), and whether that is proven or a time-out."""
-    reasons = diagnose(inst, table, time_limit=max(budget.share(settings.share_diagnose), 0.05))
+    reasons = diagnose(inst, table, time_limit=max(budget.share(settings.share_diagnose), 0.05),
+                       max_options=settings.max_universe)
     # a proof over a top-k subset of the candidates proves nothing about the whole problem
     proven = (proof.infeasible and strategy.top_k is None) or bool(reasons)
     status = INFEASIBLE if proven else TIME_LIMIT

@@ -13,7 +13,10 @@ do. Routes:
 
 Memory is planned here: the option table (users x servers x steps) and the dual's entries are
 sized before anything is built, ``top_k`` shrinks to fit, and an instance that cannot fit even
-with ``min_dual_top_k`` candidates per user is refused with :class:`CapacityError`.
+* ``heuristic``: too large for the dual to keep ``min_dual_top_k`` candidates per user: plans
+  over every candidate, no bound.
+
+An option table that does not fit ``max_table_bytes`` is refused with :class:`CapacityError`.
 """
 
 from __future__ import annotations
@@ -119,11 +122,14 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
     if route == "dual" and top_k == "auto":
         fits = dual_top_k(inst, len(classes), settings)
         if fits < settings.min_dual_top_k:
-            raise CapacityError(
-                f"{inst.n_users} users on {len(classes)} distinct servers leave fewer than "
-                f"{settings.min_dual_top_k} public candidates per user within the memory plan "
-                f"({settings.max_dual_entries:,} dual entries): pool servers with equal "
-                "profiles and budgets, or solve fewer users per call")
+            # a bound over so few candidates would restrict the plans to them: plan over every
+            # candidate (the similarity floor still holds) and certify nothing
+            return Strategy(route="heuristic", classes=classes, top_k=None,
+                            pair_mask=None if allowed.all() else allowed,
+                            scope=f"none: fewer than {settings.min_dual_top_k} candidates per "
+                                  f"user fit the dual's {settings.max_dual_entries:,} entries "
+                                  "(heuristic plan, no bound)",
+                            share_floor_users=floor_users)
         k = None if fits >= inst.n_publics else fits
     mask = _top_k_mask(inst, allowed, k)
     floor = inst.min_share_similarity
