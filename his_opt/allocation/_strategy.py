@@ -121,7 +121,7 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
         k = None
     if route == "dual" and top_k == "auto":
         fits = dual_top_k(inst, len(classes), settings)
-        if fits < settings.min_dual_top_k:
+        if fits < min(settings.min_dual_top_k, inst.n_publics):
             # a bound over so few candidates would restrict the plans to them: plan over every
             # candidate (the similarity floor still holds) and certify nothing
             return Strategy(route="heuristic", classes=classes, top_k=None,
