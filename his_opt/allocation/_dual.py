@@ -152,6 +152,8 @@ class ServerDual:
         pi = np.maximum(top, v0)
         if not np.all(np.isfinite(pi)):
             return None
+        if len(ew) == 0:
+            return pi  # no column is worth more than going solo: pi = v0 is optimal
         moving = np.ones(n_users, dtype=bool)
         tol = 1e-9 * max(1.0, float(np.abs(pi).max()))
         for _ in range(rounds):

@@ -60,20 +60,23 @@ def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
     )
 
 
-def merged_instance(inst: Instance) -> Instance:
-    """Every server merged into one with the summed budget and every cost figure at its
-    largest (the smallest batch): a plan of it, placed on the real servers, costs no more than
-    it modelled, which makes it a start for a plan (not a relaxation)."""
-    one = (replace(inst.servers[int(np.argmax(inst.beta))], name="merged",
-                   budget_s=float(inst.budget_s.sum())),)
+def merged_instance(inst: Instance, *, optimistic: bool = False) -> Instance:
+    """Every server merged into one with the summed budget. Pessimistic (default): every cost
+    figure at its largest (the smallest batch), so a plan of it placed on the real servers
+    costs no more than it modelled: a start for a plan. Optimistic: every figure at its
+    smallest (the largest batch), so every plan of ``inst`` is a plan of it worth at least as
+    much: its bounds bound ``inst`` (a relaxation)."""
+    pick, batch = (np.min, np.max) if optimistic else (np.max, np.min)
+    s0 = int(np.argmin(inst.beta) if optimistic else np.argmax(inst.beta))
+    one = (replace(inst.servers[s0], name="merged", budget_s=float(inst.budget_s.sum())),)
 
-    def top(a: np.ndarray) -> np.ndarray:
-        return np.array([np.max(a)])
+    def f(a: np.ndarray) -> np.ndarray:
+        return np.array([pick(a)])
 
     return replace(
-        inst, servers=one, tau_pub=top(inst.tau_pub), tau_one=top(inst.tau_one),
-        alpha=top(inst.alpha), beta_raw=top(inst.beta_raw), beta=top(inst.beta),
-        power_w=top(inst.power_w), batch_images=np.array([np.min(inst.batch_images)]),
+        inst, servers=one, tau_pub=f(inst.tau_pub), tau_one=f(inst.tau_one),
+        alpha=f(inst.alpha), beta_raw=f(inst.beta_raw), beta=f(inst.beta),
+        power_w=f(inst.power_w), batch_images=np.array([batch(inst.batch_images)]),
         budget_s=np.array([float(inst.budget_s.sum())]),
     )
 

@@ -82,6 +82,8 @@ class SolverSettings:
     """Share of the time left for a large instance's facility search (its main plan)."""
     share_bound: float = 0.6
     """Share of the time left that a bound computation may use."""
+    share_merged_bound: float = 0.3
+    """Share of the time left for the merged-servers bound (unequal servers, large instances)."""
     share_diagnose: float = 0.5
     """Share of the time left for the infeasibility diagnosis (the rest is the margin)."""
     return_margin_s: float = 0.05

@@ -244,10 +244,20 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                    evaluator=evaluator)
     if evaluator is not None:
         stats.update(ray_tasks=evaluator.tasks, ray_cpus=evaluator.workers)
-    budget.lap("dual bound")
     proof.bound, proof.prices = b.value, b.server_price
+    if len(strategy.classes) > 1 and budget.left() > 1.0:
+        # a second relaxation: all servers merged at their smallest figures, one price; the
+        # smaller of two valid bounds is valid, and on unequal servers this one is often tighter
+        merged = merged_instance(inst, optimistic=True)
+        m_dual = ServerDual(merged, build_option_table(merged), [[0]], pairs)
+        mb = dual_bound(m_dual, lam0=np.array([float(lam0.mean())]), target=inc.objective,
+                        scope=strategy.scope, settings=settings, budget=budget,
+                        time_share=settings.share_merged_bound)
+        stats["merged_bound"] = mb.value
+        proof.bound = min(proof.bound, mb.value)
+    budget.lap("dual bound")
     stats.update(dual_bound=b.value, dual_evaluations=b.evaluations, dual_entries=len(dual.en))
-    inc.note("bound", bound=b.value)
+    inc.note("bound", bound=proof.bound)
     lam_cls = np.array([b.server_price[c[0]] for c in strategy.classes])
     for mult in (1.0, 0.99, 1.01):
         if budget.left() <= 0.5:
