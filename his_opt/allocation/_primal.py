@@ -2,8 +2,9 @@
 the servers of a class, the price-raising repair of over-budget servers, and the re-placement
 MILP that moves users and groups between servers.
 
-Every step returns a :class:`Decision` that respects each server's budget and batch cap (the
-edge/device split of :func:`greedy_split` enforces them), or None.
+Every step returns a :class:`Decision` that respects each server's budget (the edge/device
+split of :func:`greedy_split` enforces it; launches beyond a batch cap are chunked and charged
+in ``beta'``), or None.
 """
 
 from __future__ import annotations

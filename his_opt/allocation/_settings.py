@@ -52,7 +52,7 @@ class SolverSettings:
     for the bound, none is attempted (the result says so)."""
     greedy_seconds_per_pair: float = 5e-8
     """Measured cost of one greedy threshold per (public, user) pair; the greedy grouping is
-    skipped when even one threshold would outlast its share of the time."""
+    skipped when even one threshold would outlast the time left."""
     ascent_rounds: int = 600
     """Dual-ascent rounds per price evaluation."""
     polish_rounds: int = 300

@@ -9,7 +9,8 @@ The algorithm is one pipeline, each step in its own module:
 2. **Primal plans** (:mod:`._primal`), always on the real servers: the greedy grouping, then a
    facility search at per-server budget prices (dense drop/add/swap local search where it fits,
    sparse batch opening on the dual's entries beyond). The edge/device split enforces each
-   server's budget and batch cap; a server whose groups cannot fit has its price raised.
+   server's budget (launches beyond a server's batch cap are chunked, their cost charged in
+   ``beta'``); a server whose groups cannot fit has its price raised.
 3. **Bound.** Tiny instances (<= 8 users, <= 3 servers) are enumerated exactly. Up to 150 users
    the LP of the compact model (restricted LP + pricing, :mod:`._lpbound`) bounds the problem on
    the pooled classes. Above that the Lagrangian dual with one price per server class
@@ -23,7 +24,7 @@ The algorithm is one pipeline, each step in its own module:
    neighbourhood MILPs while too many options survive, then the reduced MILP on HiGHS, warm
    started, to ``mip_gap``.
 
-Guarantees: every plan returned satisfies every constraint (budgets, batch caps, deadlines,
+Guarantees: every plan returned satisfies every constraint (budgets, deadlines,
 minimum quality, step ranges, ``max_groups``, the similarity floor); ``bound`` is an upper bound
 on the optimum over ``bound_scope``; ``status`` is ``optimal`` only when the gap is within
 ``mip_gap``. ``time_limit`` bounds the whole call, diagnosis of an infeasible instance included;
@@ -117,7 +118,7 @@ def solve(
     ``None`` (all) or a positive integer. ``warm_start``: a previous result (for example the
     last round's) whose server prices start the price searches. ``progress`` receives events
     (``incumbent``, ``bound``) as dicts. ``ray_address`` (``"local"`` or a cluster address)
-    spreads the Lagrangian dual's price evaluations over Ray (large instances); the bound is
+    runs the Lagrangian dual's line-search grid of prices as Ray tasks (large instances); the bound is
     valid either way. The solver draws no random numbers.
     """
     _check_arguments(time_limit, mip_gap, method, backend)
