@@ -16,9 +16,10 @@ other term splits per member or depends only on the public prompt. So:
   (at most the GPU time, at least the value, per group count) to cover a subset by blocks on
   that server, within its budget; budgets are per server, so the servers are then combined by
   a second programme over (subset, groups) with plain maxima.
-* **Two passes.** A first pass keeping a few entries per front finds a good plan; the exact pass
-  then also drops partial plans whose Lagrangian bound (one GPU price for all servers, shared
-  costs dropped) is below that plan's value.
+* **Two passes.** Unless the caller knows a plan's value, a first pass keeping a few entries per
+  front finds a good plan; the exact pass then also drops partial plans whose Lagrangian bound
+  (one GPU price for all servers, shared costs dropped) is below that value.
+* **Identical servers** (same figures, budget and options) share one computation.
 
 Only dominated configurations and partial plans that cannot reach a known plan's value are
 discarded, so the optimum is exact; ``-inf, None`` means no
@@ -128,10 +129,26 @@ class _Enumerator:
         self.popcount = np.array([bin(m).count("1") for m in range(self.full + 1)])
         self.highest = np.array([0] + [m.bit_length() - 1 for m in range(1, self.full + 1)])
         self._public_quality()
-        self._knapsack_cache: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        self._knapsack_cache: dict[int, tuple[list[np.ndarray], np.ndarray]] = {}
+        self._raw_blocks: dict[int, list[dict[int, _Front]]] = {}
+        self.server_class = self._server_classes()
         self.thin: int | None = None
         self.lower = -math.inf
         self._lagrange_cut()
+
+    def _server_classes(self) -> list[int]:
+        """Per server, the first server with the same figures, budget and options: identical
+        servers share their knapsacks, block fronts and subset programme (computed once)."""
+        inst, t = self.inst, self.table
+        first: dict[bytes, int] = {}
+        out = []
+        for s in range(inst.n_servers):
+            key = b"".join(np.ascontiguousarray(a).tobytes() for a in (
+                np.array([inst.tau_pub[s], inst.alpha[s], inst.beta[s], inst.beta_raw[s],
+                          inst.power_w[s], inst.budget_s[s], inst.batch_images[s]], dtype=float),
+                t.feasible[:, s], t.value0[:, s], t.gpu[:, s]))
+            out.append(first.setdefault(key, s))
+        return out
 
     # ---------------------------------------------------------------- pruning by a bound
     def _lagrange_cut(self) -> None:
@@ -164,14 +181,20 @@ class _Enumerator:
             inside[m] = inside[m ^ (1 << n)] + u[n]
         self.rest = inside[self.full] - inside if np.all(np.isfinite(u)) else None
 
+    def _reaches(self, gpu: np.ndarray, value: np.ndarray, m: int) -> np.ndarray:
+        """Mask of partial plans covering ``m`` whose bound reaches ``self.lower``."""
+        if self.rest is None or not math.isfinite(self.lower):
+            return np.ones(len(gpu), dtype=bool)
+        ub = value - self.lam * gpu + self.rest[m] + self.lam * self.budget_total
+        return ub >= self.lower - 1e-9 * max(1.0, abs(self.lower))
+
     def _cut(self, fronts: dict[int, _Front], m: int) -> dict[int, _Front]:
         """Drop entries covering ``m`` that cannot reach ``self.lower``; thin them in the first
         pass; then drop entries beaten by one with fewer groups."""
         out: dict[int, _Front] = {}
         for ng, f in fronts.items():
             if self.rest is not None and math.isfinite(self.lower):
-                ub = f.value - self.lam * f.gpu + self.rest[m] + self.lam * self.budget_total
-                keep = ub >= self.lower - 1e-9 * max(1.0, abs(self.lower))
+                keep = self._reaches(f.gpu, f.value, m)
                 f = _Front(f.gpu[keep], f.value[keep], f.payload[keep])
             if self.thin is not None and len(f.gpu) > self.thin:
                 idx = np.unique(np.linspace(0, len(f.gpu) - 1, self.thin).round().astype(int))
@@ -203,9 +226,10 @@ class _Enumerator:
         self.qbest[0] = -np.inf
 
     # ---------------------------------------------------------------- blocks on one server
-    def _knapsacks(self, s: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _knapsacks(self, s: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Per block ``M``: ``val[M][g, K, S]`` best member value with ``y <= K``, ``sum y = S``
-        (``S < |M| ymax + 1``) and ``arg[M]`` the highest member's ``y`` in it."""
+        (``S < |M| ymax + 1``), and the member values ``vm[n, g, K, y]`` it was built from (the
+        edge steps behind an entry are recovered from them, see :meth:`_edge_steps`)."""
         t = self.table
         Y = self.ymax + 1
         n_gx = len(self.gx)
@@ -215,7 +239,6 @@ class _Enumerator:
         empty = np.full((n_gx, Y, 1), -np.inf)
         empty[:, :, 0] = 0.0
         vals: list[np.ndarray] = [empty]
-        args: list[np.ndarray] = [np.zeros((n_gx, Y, 1), dtype=np.int8)]
         for m in range(1, self.full + 1):
             if m & 0xFF == 0:
                 self.clock.check()
@@ -223,18 +246,21 @@ class _Enumerator:
             parent = vals[m ^ (1 << n)]
             L = parent.shape[2]
             out = np.full((n_gx, Y, L + self.ymax), -np.inf)
-            arg = np.zeros(out.shape, dtype=np.int8)
             for y in range(Y):  # caps K >= y only: below, y is not allowed
-                cand = parent[:, y:, :] + vm[n, :, y:, y, None]
                 cur = out[:, y:, y:y + L]
-                better = cand > cur
-                cur[better] = cand[better]
-                arg[:, y:, y:y + L][better] = y
+                np.maximum(cur, parent[:, y:, :] + vm[n, :, y:, y, None], out=cur)
             vals.append(out)
-            args.append(arg)
-        return vals, args
+        return vals, vm
 
     def _block_fronts(self, s: int, vals: list[np.ndarray]) -> list[dict[int, _Front]]:
+        """Per block, per group count, the non-dominated configurations on server ``s``, cut
+        by the current pass's bound and thinning (the uncut fronts are computed once)."""
+        if s not in self._raw_blocks:
+            self._raw_blocks[s] = self._raw_block_fronts(s, vals)
+        raw = self._raw_blocks[s]
+        return [{}] + [self._cut(raw[m], m) for m in range(1, self.full + 1)]
+
+    def _raw_block_fronts(self, s: int, vals: list[np.ndarray]) -> list[dict[int, _Front]]:
         """Per block, per group count, the non-dominated configurations on server ``s``.
         Payload ``(g, K, S, p)``; a solo user has ``g = -1`` and ``y = S``."""
         inst, t = self.inst, self.table
@@ -267,7 +293,7 @@ class _Enumerator:
                     payload = np.stack([np.full(Y, -1), ys, ys, np.full(Y, -1)], axis=1)
                     solo = _front(t.gpu[n, s, 0].copy(), value, payload, budget)
                     fronts[0] = solo if 0 not in fronts else _merge([fronts[0], solo], budget)
-            out.append(self._cut(fronts, m))
+            out.append(fronts)
         return out
 
     # ---------------------------------------------------------------- subsets on one server
@@ -292,12 +318,14 @@ class _Enumerator:
                         if ng > self.max_g:
                             continue
                         a, b = _pairs_within(bf.gpu, rf.gpu, budget + _BUDGET_TOL)
-                        if len(a) == 0:
+                        gpu, value = bf.gpu[a] + rf.gpu[b], bf.value[a] + rf.value[b]
+                        keep = self._reaches(gpu, value, m)
+                        if not keep.any():
                             continue
+                        a, b = a[keep], b[keep]
                         payload = np.stack([np.full(len(a), block), np.full(len(a), nb), a, b],
                                            axis=1)
-                        parts.setdefault(ng, []).append(
-                            _Front(bf.gpu[a] + rf.gpu[b], bf.value[a] + rf.value[b], payload))
+                        parts.setdefault(ng, []).append(_Front(gpu[keep], value[keep], payload))
                 if sub == 0:
                     break
                 sub = (sub - 1) & rest_bits
@@ -315,15 +343,20 @@ class _Enumerator:
         per_server = []
         best = np.full((S, M1, self.G), -np.inf)
         for s in range(S):
+            rep = self.server_class[s]
+            if rep < s:
+                per_server.append(per_server[rep])
+                best[s] = best[rep]
+                continue
             if s not in self._knapsack_cache:
                 self._knapsack_cache[s] = self._knapsacks(s)
-            vals, args = self._knapsack_cache[s]
+            vals, vm = self._knapsack_cache[s]
             blocks = self._block_fronts(s, vals)
             H = self._server_dp(s, blocks)
             for m in range(M1):
                 for ng, f in H[m].items():
                     best[s, m, ng] = f.value[-1]
-            per_server.append((args, blocks, H))
+            per_server.append((vals, vm, blocks, H))
         # C[k][M, ng]: best value covering M with servers 0..k; choice[k]: server k's share
         C = best[0].copy()
         choices = []
@@ -367,7 +400,7 @@ class _Enumerator:
         groups: list[tuple[int, int, int, list[int]]] = []
         y = np.zeros(self.N, dtype=int)
         for s, (mask, n_g) in share.items():
-            args, blocks, H = per_server[s]
+            vals, vm, blocks, H = per_server[s]
             if mask == 0:
                 continue
             idx = len(H[mask][n_g].value) - 1
@@ -380,18 +413,24 @@ class _Enumerator:
                     y[members[0]] = tot
                 else:
                     groups.append((s, p, int(self.gx[g]), members))
-                    self._edge_steps(args, block, g, K, tot, y)
+                    self._edge_steps(vals, vm, block, g, K, tot, y)
                 mask ^= block
                 n_g -= nb
                 idx = ri
         return Decision.from_groups(groups, y, self.N)
 
-    def _edge_steps(self, args: list[np.ndarray], block: int, g: int, K: int, tot: int,
-                    y: np.ndarray) -> None:
+    def _edge_steps(self, vals: list[np.ndarray], vm: np.ndarray, block: int, g: int, K: int,
+                    tot: int, y: np.ndarray) -> None:
+        """The members' edge steps behind ``vals[block][g, K, tot]``: peel the highest member
+        off, taking the ``y`` whose parent entry plus its own value reaches the entry."""
         m = block
         while m:
             n = self.highest[m]
-            y[n] = int(args[m][g, K, tot])
+            parent = vals[m ^ (1 << n)][g, K]
+            ys = np.arange(min(K, tot) + 1)
+            ys = ys[tot - ys < len(parent)]
+            cand = parent[tot - ys] + vm[n, g, K, ys]
+            y[n] = int(ys[int(np.argmax(cand))])
             tot -= y[n]
             m ^= 1 << n
 
@@ -422,12 +461,15 @@ def _submasks(m: int) -> np.ndarray:
     return np.array(out, dtype=int)
 
 
-def exact_optimum(inst: Instance, *, time_limit: float | None = None) -> tuple[float, Decision | None]:
+def exact_optimum(inst: Instance, *, time_limit: float | None = None,
+                  lower: float = -math.inf) -> tuple[float, Decision | None]:
     """The optimal objective and a plan (``-inf, None`` if no plan is feasible), by exact
     enumeration; for instances of at most 12 users. ``time_limit`` (s): raise ``TimeoutError``
-    when it passes."""
+    when it passes. ``lower``: the value of a known feasible plan, which prunes; then
+    ``-inf, None`` means no plan is worth more than ``lower`` (up to a 1e-9 relative tolerance)."""
     if inst.n_users > _MAX_USERS:
         raise ValueError(f"exact_optimum enumerates subsets; use at most {_MAX_USERS} users")
     enum = _Enumerator(inst, _Clock(time_limit))
-    lower, _ = enum.solve(thin=_THIN)
+    if not math.isfinite(lower):  # no plan known: a thinned pass finds one to prune by
+        lower, _ = enum.solve(thin=_THIN)
     return enum.solve(lower=lower)

@@ -19,11 +19,14 @@ from ._heuristics import round_lp
 from ._highs import solve_highs
 from ._incumbent import Incumbent
 from ._instance import Instance
+from ._knapsack_dual import KnapsackDual, column_generation, pattern_plan, plan_patterns
 from ._lpbound import LPInfeasible, LPTimeout, lp_bound
 from ._milp import all_options, build_compact_model
 from ._options import OptionTable, build_option_table
 from ._primal import column_milp, dense_search, place_groups
+from ._result import relative_gap
 from ._settings import SolverSettings, TimeBudget
+from ._split import optimal_split
 from ._strategy import Strategy
 
 __all__ = ["Proof", "enumerate_route", "lp_route", "merged_instance", "milp_route",
@@ -133,14 +136,15 @@ def enumerate_route(inst: Instance, inc: Incumbent, budget: TimeBudget) -> Proof
         proof.timed_out = True
         return proof
     try:
-        value, dec = exact_optimum(inst, time_limit=budget.left())
+        value, dec = exact_optimum(inst, time_limit=budget.left(), lower=inc.objective)
     except TimeoutError:
         proof.timed_out = True
         proof.notes.append("the exact enumeration did not finish in the time limit")
         return proof
-    if dec is None:
-        proof.infeasible = True
-        proof.bound = -math.inf
+    if dec is None:  # nothing feasible at least as good as the incumbent
+        proof.infeasible = inc.decision is None
+        proof.bound = inc.objective
+        budget.lap("enumeration")
         return proof
     inc.offer(dec, "enumeration")
     proof.bound = value
@@ -213,11 +217,50 @@ def lp_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumb
         inc.offer(column_milp(inst, table, inc.decision, mask, settings=settings,
                               time_limit=budget.share(0.2), mip_gap=mip_gap), "re-placement milp")
         budget.lap("re-placement milp")
+    if (inst.n_servers > 1 and inc.decision is not None
+            and relative_gap(inc.objective, proof.bound) > settings.pattern_min_gap):
+        _server_patterns(inst, table, lpb, strategy, inc, proof, settings=settings,
+                         mip_gap=mip_gap, budget=budget, stats=stats)
     _neighbourhoods(inst, table, lpb, classes, server_map, inc, settings=settings,
                     mip_gap=mip_gap, budget=budget, stats=stats)
     _reduced_milp(inst, table, lpb, classes, inc, proof, settings=settings, mip_gap=mip_gap,
                   budget=budget, stats=stats)
     return proof
+
+
+def _server_patterns(inst: Instance, table: OptionTable, lpb: Any, strategy: Strategy,
+                     inc: Incumbent, proof: Proof, *, settings: SolverSettings, mip_gap: float,
+                     budget: TimeBudget, stats: dict[str, Any]) -> None:
+    """Column generation over what each server runs (:mod:`._knapsack_dual`), from the LP's
+    user prices and the incumbent's loads: a bound that keeps every group whole on one server,
+    and plans of whole patterns, re-optimised by the re-placement MILP on the true costs."""
+    classes, mask = strategy.classes, strategy.pair_mask
+    units = min(settings.pattern_max_units,
+                np.floor(inst.budget_s / np.maximum(inst.beta, 1e-12)).max())
+    cells = inst.n_users * inst.n_publics * len(inst.x_values) * (table.ys.size + units + 1)
+    if cells > settings.max_pattern_cells or budget.expired():
+        stats["pattern_rounds"] = 0
+        return
+    dual = KnapsackDual(inst, table, classes, pair_mask=mask, max_units=settings.pattern_max_units)
+    start, prices, rounds = plan_patterns(dual, inc.decision, classes), lpb.user_price, 0
+    best = math.inf
+    for _ in range(settings.pattern_phases):
+        cg = column_generation(dual, start, prices, target=inc.objective, mip_gap=mip_gap,
+                               deadline=budget.deadline(settings.share_patterns))
+        rounds += cg.rounds
+        best = min(best, cg.value)
+        if cg.value < proof.bound:
+            proof.bound = cg.value
+            inc.note("bound", bound=cg.value)
+        plan = pattern_plan(dual, cg.patterns, classes, time_limit=budget.share(0.1))
+        if plan is not None:  # rounded costs: the split is re-made on the true ones
+            inc.offer(optimal_split(inst, table, plan, time_limit=budget.share(0.1),
+                                    mip_gap=mip_gap), "server patterns")
+        if relative_gap(inc.objective, proof.bound) <= mip_gap or budget.expired():
+            break
+        start, prices = cg.patterns, cg.prices
+    stats.update(pattern_rounds=rounds, pattern_bound=best)
+    budget.lap("server patterns")
 
 
 def _neighbourhoods(inst: Instance, table: OptionTable, lpb: Any, classes: list[list[int]],

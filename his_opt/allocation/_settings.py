@@ -76,6 +76,19 @@ class SolverSettings:
     })
     """HiGHS options for proving a warm-started reduced MILP: the incumbent is already (near)
     optimal, so sub-MIP heuristics and restarts mostly cost time (50 users: 3.5 s -> 0.9 s)."""
+    max_pattern_cells: int = 30_000_000
+    """Cells (user x public x common steps x (edge steps + budget units)) of the server-pattern
+    column generation (several servers, LP route); larger instances skip it."""
+    pattern_min_gap: float = 0.01
+    """The column generation runs only while the gap after the LP bound and the re-placement
+    MILP exceeds this (where the LP is tight the reduced MILP proves faster)."""
+    pattern_max_units: int = 160
+    """Budget units of a server's knapsack: the GPU cost unit is one edge step, coarser when
+    the budget holds more (coarser units give a looser but still valid bound)."""
+    share_patterns: float = 0.6
+    """Share of the time left for the server-pattern column generation (per phase)."""
+    pattern_phases: int = 3
+    """Column generation phases, each followed by the whole-pattern MILP and its repair."""
     share_primal: float = 0.3
     """Share of the time left that one primal search may use."""
     share_search: float = 0.5

@@ -11,7 +11,8 @@ The algorithm is one pipeline, each step in its own module:
    sparse batch opening on the dual's entries beyond). The edge/device split enforces each
    server's budget (launches beyond a server's batch cap are chunked, their cost charged in
    ``beta'``); a server whose groups cannot fit has its price raised.
-3. **Bound.** Tiny instances (<= 8 users, <= 3 servers) are enumerated exactly. Up to 150 users
+3. **Bound.** Tiny instances (<= 8 users, <= 3 servers) are enumerated exactly (pruned by the
+   best primal plan). Up to 150 users
    the LP of the compact model (restricted LP + pricing, :mod:`._lpbound`) bounds the problem on
    the pooled classes. Above that the Lagrangian dual with one price per server class
    (:mod:`._dual`): dual ascent for the user prices, a trust-region bundle method for the server
@@ -19,7 +20,10 @@ The algorithm is one pipeline, each step in its own module:
    dropping the launch overhead are relaxations.
 4. **Polish at the bound's prices**: the facility search again at the prices the bound found,
    then (several servers) the re-placement MILP that moves users and groups between servers
-   over the plan's (public, x) pairs.
+   over the plan's (public, x) pairs. Where the LP stays loose on several servers (it pays a
+   group's common phase in fractions spread over servers), column generation over what each
+   server runs (:mod:`._knapsack_dual`: user prices dualised, one exact knapsack per server)
+   gives a bound that keeps every group whole on one server, and plans of whole patterns.
 5. **Exact proof** (:mod:`._exact`, LP route): reduced-cost fixing against the incumbent,
    neighbourhood MILPs while too many options survive, then the reduced MILP on HiGHS, warm
    started, to ``mip_gap``.
@@ -169,8 +173,6 @@ def _primal_start(inst: Instance, table: OptionTable, strategy: Strategy, inc: I
     if inst.n_publics * inst.n_users * settings.greedy_seconds_per_pair < budget.left():
         inc.offer(greedy_grouping(inst, table, deadline=deadline), "greedy")
     budget.lap("greedy")
-    if strategy.route == "enumerate":
-        return
     for mult in (1.0, 0.5, 2.0) if inst.n_users <= settings.exact_users else (1.0,):
         if budget.expired():
             break
