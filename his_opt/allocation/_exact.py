@@ -252,6 +252,9 @@ def _server_patterns(inst: Instance, table: OptionTable, lpb: Any, strategy: Str
         if cg.value < proof.bound:
             proof.bound = cg.value
             inc.note("bound", bound=cg.value)
+        if cg.too_slow:
+            stats["pattern_note"] = "too slow for column generation in the time left"
+            break
         plan = pattern_plan(dual, cg.patterns, classes, time_limit=budget.share(0.1))
         if plan is not None:  # rounded costs: the split is re-made on the true ones
             inc.offer(optimal_split(inst, table, plan, time_limit=budget.share(0.1),

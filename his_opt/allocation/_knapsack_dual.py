@@ -309,24 +309,27 @@ def plan_patterns(dual: KnapsackDual, dec: Decision, classes: list[list[int]]
 
 @dataclass
 class ColumnBound:
-    """The best ``L`` found, its user prices, the patterns generated per class, rounds."""
+    """The best ``L`` found, its user prices, the patterns generated per class, rounds, and
+    whether it stopped because the rounds would not fit in its time."""
 
     value: float
     prices: np.ndarray
     patterns: list[list[Pattern]]
     rounds: int
+    too_slow: bool = False
 
 
 def column_generation(dual: KnapsackDual, start: list[list[Pattern]], pi0: np.ndarray, *,
                       deadline: float, target: float = -math.inf, mip_gap: float = 0.0,
-                      max_rounds: int = 1000, rel_tol: float = 1e-6,
+                      max_rounds: int = 1000, min_rounds: int = 40, rel_tol: float = 1e-6,
                       smoothing: float = 0.85) -> ColumnBound:
     """Dantzig-Wolfe on the server patterns, smoothed (Wentges): a master LP (HiGHS) over the
     patterns found so far gives user prices; the server knapsacks are solved at a mix of
     those and the best prices so far (``pi0`` first), which gives ``L`` (a valid bound) and new
     patterns. Stops when ``L`` meets the master's value, is within ``mip_gap`` of ``target``
     (a known plan's value), after ``max_rounds`` or at the deadline. ``start``: known
-    patterns per class (a plan's, or an earlier call's)."""
+    patterns per class (a plan's, or an earlier call's). When ``min_rounds`` evaluations would
+    not fit before the deadline, it stops after the first (``too_slow``: a bound, no more)."""
     N = dual.n_users
     cols: list[tuple[int, Pattern, float, np.ndarray]] = []
     patterns: list[list[Pattern]] = [[] for _ in dual.servers]
@@ -340,8 +343,12 @@ def column_generation(dual: KnapsackDual, start: list[list[Pattern]], pi0: np.nd
     for k, pats in enumerate(start):
         for pat in pats:
             add(k, pat)
+    t0 = time.perf_counter()
     best, _ = dual.evaluate(pi0)
     best_pi = np.asarray(pi0, dtype=float).copy()
+    if (time.perf_counter() - t0) * min_rounds > deadline - time.perf_counter():
+        return ColumnBound(value=best, prices=best_pi, patterns=patterns, rounds=1,
+                           too_slow=True)
     for k, (_, pat) in enumerate(dual.last_patterns):
         add(k, pat)
     dev_ok = np.isfinite(dual.v_dev)
