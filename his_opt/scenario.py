@@ -7,9 +7,7 @@ objective weights and no channel figures; the defaults here are this project's a
 
 from __future__ import annotations
 
-import contextlib
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,44 +85,17 @@ class Scenario:
     notes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        def fail(key: str, why: str) -> None:
-            raise ValueError(f"scenario field '{key}': {why}")
+        """Check every field against the scenario schema (``his_opt._scenario_schema``); a bad
+        value raises ``ValueError("scenario field 'F': what")``. Numbers given as ints or as
+        numeric text are stored as the field's type."""
+        from ._scenario_schema import checked
 
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, float) and not math.isfinite(v):
-                fail(f.name, f"must be finite, got {v}")
-            if (isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
-                    and f.name != "min_share_similarity"):
-                fail(f.name, f"must be non-negative, got {v}")
-        if self.total_steps < 1:
-            fail("total_steps", "must be at least 1")
-        for lo, hi in (
-            ("common_steps_min", "common_steps_max"),
-            ("edge_steps_min", "edge_steps_max"),
-            ("device_steps_min", "device_steps_max"),
-        ):
-            if getattr(self, lo) > getattr(self, hi):
-                fail(lo, f"exceeds {hi}")
-        if self.common_steps_max > self.total_steps - 1:
-            fail("common_steps_max", f"must be at most total_steps - 1 = {self.total_steps - 1}")
-        if self.variant not in VARIANTS and self.variant != "custom":
-            fail("variant", f"unknown {self.variant!r}; use one of {sorted(VARIANTS)} or 'custom'")
-        if self.handoff not in ("latent", "embeddings"):
-            fail("handoff", f"must be 'latent' or 'embeddings', got {self.handoff!r}")
-        if self.device_model not in ("measured", "cycles"):
-            fail("device_model", "must be 'measured' or 'cycles'")
-        if self.device_freq_min_hz > self.device_freq_max_hz:
-            fail("device_freq_min_hz", "exceeds device_freq_max_hz")
-        for side in ("height", "width"):
-            if getattr(self, side) < 16 or getattr(self, side) % 16:
-                fail(side, f"must be a positive multiple of 16 (the latent patch), got {getattr(self, side)}")
-        if self.device_step_s > MAX_STEP_S:
-            fail("device_step_s", f"must be at most {MAX_STEP_S:g} s per step, got {self.device_step_s:g}")
-        if self.min_share_similarity is not None and not -1 <= self.min_share_similarity <= 1:
-            fail("min_share_similarity", "must lie in [-1, 1] (a cosine similarity)")
-        if self.max_groups is not None and self.max_groups < 1:
-            fail("max_groups", "must be at least 1")
+        try:
+            values = checked(self.__dict__, source=None)
+        except InputError as err:
+            raise ValueError(f"scenario field '{err.field}': {err.message}") from None
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
 
     @property
     def common_step_values(self) -> range:
@@ -152,48 +123,16 @@ def load_scenario(path: str | Path | None = None, **overrides: Any) -> Scenario:
     ``variant: plain|sim_npi`` sets both guidance scales unless they are given explicitly.
     Raises ``InputError`` naming the file and field on any problem.
     """
+    from ._scenario_schema import checked
+
     data: dict[str, Any] = {}
-    source: str | Path = path if path is not None else "<scenario>"
     if path is not None:
         from ._read import read_mapping
 
         data = read_mapping(path, what="config")
     data = {**data, **overrides}
-    known = {f.name: f for f in fields(Scenario)}
-    for key in data:
-        if key not in known:
-            raise InputError(f"unknown scenario field (known: {', '.join(sorted(known))})",
-                             file=source, field=key)
     variant = data.get("variant", Scenario.variant)
-    if variant in VARIANTS:
+    if isinstance(variant, str) and variant in VARIANTS:
         for k, v in VARIANTS[variant].items():
             data.setdefault(k, v)
-    defaults = Scenario()
-    for key, value in list(data.items()):
-        expected = type(getattr(defaults, key))
-        if key in ("server_max_batch_images", "max_groups"):
-            expected = int if value is not None else type(None)
-        if key == "min_share_similarity":
-            expected = float if value is not None else type(None)
-        if key == "notes":
-            if not isinstance(value, dict):
-                raise InputError("must be a mapping", file=source, field=key)
-            continue
-        if expected is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"must be an integer, got {value!r}", file=source, field=key)
-        elif expected is float:
-            if isinstance(value, str):
-                # PyYAML (YAML 1.1) reads "1e-27" as a string; accept plain numeric text.
-                with contextlib.suppress(ValueError):
-                    value = float(value)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"must be a number, got {value!r}", file=source, field=key)
-            data[key] = float(value)
-        elif expected is str and not isinstance(value, str):
-            raise InputError(f"must be a string, got {value!r}", file=source, field=key)
-    try:
-        return Scenario(**data)
-    except ValueError as err:
-        field_name = str(err).split("'")[1] if "'" in str(err) else None
-        raise InputError(str(err).split(": ", 1)[-1], file=source, field=field_name) from err
+    return Scenario(**checked(data, source=path))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _contract import refused, solve_folder
 
 from his_opt._errors import InputError
 from his_opt.costs import CycleProfile, DeviceModel, GPUProfile
@@ -308,3 +309,70 @@ def test_paper_users_are_the_example_users_without_overrides():
     assert paper[cols].equals(full[cols])
     assert paper["deadline_s"].isna().all() and paper["min_quality"].isna().all()
     assert paper["bandwidth_hz"].eq(Scenario().bandwidth_hz).all()
+
+
+# ---------------------------------------------------------------- malformed files via the CLI
+
+
+@pytest.fixture
+def solve_argv(tmp_path, monkeypatch) -> list[str]:
+    monkeypatch.chdir(tmp_path)
+    return solve_folder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("c.yaml", "height: 1000\n", "c.yaml: field 'height': must be a positive multiple of 16"),
+        (
+            "c.yaml",
+            "common_steps_min: 5\ncommon_steps_max: 3\n",
+            "c.yaml: field 'common_steps_min': 5 exceeds common_steps_max = 3",
+        ),
+        ("c.yaml", "min_share_similarity: 1.5\n", "field 'min_share_similarity': must be <= 1"),
+        ("c.yaml", "w_delay: .inf\n", "c.yaml: field 'w_delay': must be a finite number"),
+        ("c.yaml", "handoff: pixels\n", "must be 'latent' or 'embeddings', got 'pixels'"),
+        ("c.toml", "total_steps = 2.5\n", "c.toml: field 'total_steps': must be a valid integer, got 2.5"),
+        ("c.yaml", "colour: red\n", "field 'colour': unknown scenario field; known: total_steps,"),
+    ],
+)
+def test_malformed_scenario_exits_2_and_changes_nothing(
+    tmp_path, solve_argv, capsys, name, text, line
+):
+    write(tmp_path, name, text)
+    message = refused([*solve_argv, "--config", name], tmp_path, capsys)
+    assert f"his-opt: error: {name}: " in message and line in message
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        (
+            "s.csv",
+            "name,profile,budget_s\nes1,cycle,-5\n",
+            "s.csv: row 1: field 'budget_s': must be non-negative, got '-5' (line 2)",
+        ),
+        (
+            "s.yaml",
+            "- {name: a, profile: cycle}\n- {name: b, profile: cycle, max_batch_images: 0}\n",
+            "s.yaml: row 2: field 'max_batch_images': must be >= 1, got 0",
+        ),
+        (
+            "s.yaml",
+            "servers:\n  - {name: a, profile: cycle, colour: red}\n",
+            "s.yaml: row 1: field 'colour': unknown key; known: name, profile, budget_s,",
+        ),
+        ("s.yaml", "- {name: a, profile: cycle, kappa: 0}\n", "field 'kappa': must be positive"),
+    ],
+)
+def test_malformed_servers_exit_2_and_change_nothing(tmp_path, solve_argv, capsys, name, text, line):
+    write(tmp_path, name, text)
+    assert line in refused([*solve_argv, "--servers", name], tmp_path, capsys)
+
+
+def test_scenario_in_python_raises_a_concise_value_error():
+    with pytest.raises(ValueError, match=r"^scenario field 'width': must be a positive multiple"):
+        Scenario(width=100)
+    with pytest.raises(ValueError, match=r"^scenario field 'edge_steps_min': 9 exceeds edge_st"):
+        Scenario(edge_steps_min=9, edge_steps_max=4)
+    assert Scenario(w_quality=50).w_quality == 50.0 and isinstance(Scenario().w_energy, float)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _contract import refused
 
 from his_opt._errors import InputError
 from his_opt.profiling import BUILTIN_VARIANTS, block_rows_estimate, load_sweep, sweep_from_dict
@@ -121,3 +122,25 @@ def test_file_errors(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(_minimal()))
     assert load_sweep(good).name == "t"
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        ({"seeds": [0, 0]}, "sw.yaml: field 'seeds': seeds must be distinct"),
+        ({"height": 1000}, "sw.yaml: field 'height': must be a positive multiple of 16"),
+        (
+            {"variants": [{"name": "v", "public_guidance_scale": 2, "guidance_scale": 7, "x": 1}]},
+            "sw.yaml: field 'variants[0].x': unknown key; known: name, public_guidance_scale,",
+        ),
+        ({"common_steps": {"start": 0, "step": 0}}, "field 'common_steps.step': must be >= 1"),
+        ({"total_steps": "4"}, "sw.yaml: field 'total_steps': must be a valid integer, got '4'"),
+    ],
+)
+def test_malformed_sweep_exits_2_and_changes_nothing(tmp_path, monkeypatch, capsys, change, line):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "q.csv").write_text("an existing file\n")
+    data = {**yaml.safe_load((SWEEPS / "tiny_test.yaml").read_text()), **change}
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(data))
+    argv = ["profile-quality", "sw.yaml", "--out", "q.csv", "--dry-run"]
+    assert line in refused(argv, tmp_path, capsys)

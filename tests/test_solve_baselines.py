@@ -89,3 +89,44 @@ def test_baselines_gfis_runs_only_it(tmp_path, baseline_log, capsys):
     assert "vs GFIS" in summary and "vs IIS" not in summary
     assert read_report_table(out, "Baselines")["method"].tolist() == [
         "his-opt (this plan)", "GFIS"]
+
+
+@pytest.mark.parametrize("name", ["IIS", "GFIS", "PPGFIS", "greedy"])
+def test_baseline_out_of_time_says_time_limit(name):
+    """A spent budget gives no solved plan: status and reason say ``time_limit`` (a baseline that
+    ignored its deadline would solve this tiny instance to optimality)."""
+    inst = tiny_instance(0)
+    (result,) = run_baselines(inst, 0, time_limit=0.0, names=[name]).values()
+    assert result.status == "time_limit" and result.plan is None
+    assert any(str(d).startswith(f"time_limit: {name} ran out") for d in result.diagnostics)
+    (solved,) = run_baselines(inst, 0, time_limit=30.0, names=[name]).values()
+    assert solved.status != "time_limit"
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_baselines_log_start_and_end():
+    logger, handler = logging.getLogger("his_opt.allocation._baselines"), _Lines()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        run_baselines(tiny_instance(0), 0, time_limit=30.0, names=["IIS", "greedy"])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    lines = handler.lines
+    assert [line.split(":")[0] for line in lines] == ["baseline IIS"] * 2 + ["baseline greedy"] * 2
+    assert lines[0].endswith("started, time limit 30.0 s") and lines[1].endswith(" s")
+
+
+def test_baseline_time_limit_must_be_a_number():
+    with pytest.raises(ValueError, match="time_limit"):
+        run_baselines(tiny_instance(0), 0, time_limit=float("nan"))

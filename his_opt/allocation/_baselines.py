@@ -12,14 +12,18 @@
   an estimated budget price, greedy split (no MILP).
 
 Random choices use ``random_state``. Each returns a :class:`SolveResult` whose bound and gap
-refer to the baseline's own restricted problem.
+refer to the baseline's own restricted problem. ``time_limit`` bounds the whole call: each step
+(option table, start plan, model, MILP) starts only while time is left, HiGHS gets what is left,
+and a baseline out of time returns what it has (the start plan, or no plan) with status and
+reason ``time_limit``. :func:`run_baselines` logs one line as each baseline starts and ends.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -44,6 +48,28 @@ from ._split import greedy_split
 __all__ = ["BASELINES", "gfis", "greedy", "iis", "ppgfis", "run_baselines", "subject_groups"]
 
 BASELINES = ("IIS", "GFIS", "PPGFIS", "greedy")
+
+logger = logging.getLogger(__name__)
+
+_HIGHS_OPTIONS = {"presolve": "off"}
+"""HiGHS's MIP presolve does not watch the time limit (13 s of a 10 s limit on the 1,000-user
+GFIS model) while its simplex and branch and bound do; the baselines' models are restricted
+already, and without presolve HiGHS found the better GFIS plan within the limit."""
+
+
+def _deadline(time_limit: float) -> float:
+    if not time_limit >= 0:
+        raise ValueError(f"time_limit must be a non-negative number of seconds, got {time_limit}")
+    return time.perf_counter() + time_limit
+
+
+def _out_of_time(deadline: float) -> bool:
+    return time.perf_counter() >= deadline
+
+
+def _no_time(name: str, has_plan: bool) -> str:
+    then = "the heuristic start plan, no bound" if has_plan else "no plan"
+    return f"time_limit: {name} ran out of its time limit before its MILP; {then}"
 
 
 def _result(inst: Instance, dec: Decision | None, *, name: str, scope: str, t0: float,
@@ -80,18 +106,27 @@ _MAX_BASELINE_OPTIONS = 60_000
 
 
 def _restricted(inst: Instance, table: OptionTable, options: tuple[np.ndarray, ...],
-                solo: np.ndarray, warm: Decision | None, *, time_limit: float,
+                solo: np.ndarray, warm: Decision | None, *, deadline: float,
                 mip_gap: float) -> tuple[Decision | None, float, str]:
-    """Exact optimum over the given options (each public opens at most one group). Beyond
-    60,000 options the MILP is skipped (HiGHS may overrun its time limit on such models) and the
-    heuristic ``warm`` plan is returned with no bound."""
+    """Exact optimum over the given options (each public opens at most one group) within the
+    time left before ``deadline``. Beyond 60,000 options the MILP is skipped (HiGHS may overrun
+    its time limit on such models) and the heuristic ``warm`` plan is returned with no bound;
+    so it is, with kind ``no_time``, when the deadline passes before the model is solved."""
     if len(options[0]) + int(solo.sum()) > _MAX_BASELINE_OPTIONS:
         return warm, math.inf, "skipped" if warm is not None else "time_limit"
+    if _out_of_time(deadline):
+        return warm, math.inf, "no_time"
+    began = time.perf_counter()
     model = build_compact_model(inst, table, options, solo, one_per_public=True)
     start = model.encode(warm, inst.total_steps) if warm is not None else None
+    # handing the model to HiGHS and reading its answer back cost about what building it did
+    built = time.perf_counter()
+    left = deadline - built - (built - began)
+    if left <= 0:
+        return warm, math.inf, "no_time"
     out = solve_highs(model.c, model.A, model.row_lo, model.row_hi, model.col_lo, model.col_hi,
-                      model.integrality, time_limit=time_limit, mip_gap=mip_gap,
-                      offset=model.offset, start=start)
+                      model.integrality, time_limit=left, mip_gap=mip_gap,
+                      offset=model.offset, start=start, options=_HIGHS_OPTIONS)
     best = warm
     if out.x is not None:
         cand = model.decode(out.x)
@@ -103,15 +138,34 @@ def _restricted(inst: Instance, table: OptionTable, options: tuple[np.ndarray, .
     return best, out.bound if math.isfinite(out.bound) else math.inf, out.kind
 
 
+def _notes(name: str, dec: Decision | None, kind: str, *, infeasible: str,
+           skipped: str) -> tuple[list[str], str]:
+    """The reasons to record and the kind ``_result`` grades by (``no_time`` is a time limit)."""
+    if kind == "no_time":
+        return [_no_time(name, dec is not None)], "time_limit"
+    notes = [] if dec is not None else [infeasible]
+    if kind == "skipped":
+        notes.append(f"{name}: too large for the exact MILP; {skipped}")
+    return notes, kind
+
+
+def _timed_out(inst: Instance, name: str, scope: str, t0: float) -> SolveResult:
+    """No plan: the deadline passed before the baseline had one."""
+    return _result(inst, None, name=name, scope=scope, t0=t0, bound=-math.inf,
+                   kind="time_limit", mip_gap=0.0, notes=[_no_time(name, False)])
+
+
 def iis(inst: Instance, *, time_limit: float = 30.0, mip_gap: float = 1e-6,
         table: OptionTable | None = None) -> SolveResult:
     """IIS: everyone solo (x = 0); servers and split optimised."""
-    t0 = time.perf_counter()
+    t0, deadline = time.perf_counter(), _deadline(time_limit)
     scope = "IIS plans (no sharing)"
     if not inst.allow_solo:
         return _result(inst, None, name="IIS", scope=scope, t0=t0, bound=-math.inf, kind="",
                        mip_gap=mip_gap, notes=[f"IIS needs common_steps_min = 0 (it is "
                                                f"{inst.scenario.common_steps_min})"])
+    if _out_of_time(deadline):
+        return _timed_out(inst, "IIS", scope, t0)
     table = table or build_option_table(inst)
     N = inst.n_users
     srv = assign_servers(inst, np.full(N, 1.0))
@@ -119,11 +173,9 @@ def iis(inst: Instance, *, time_limit: float = 30.0, mip_gap: float = 1e-6,
                                               np.arange(N), np.zeros(N, dtype=int)))
     empty = tuple(np.zeros(0, dtype=np.int64) for _ in range(4))
     dec, bound, kind = _restricted(inst, table, empty, np.ones((N, inst.n_servers), dtype=bool),
-                                   warm, time_limit=time_limit, mip_gap=mip_gap)
-    notes = [] if dec is not None else ["no IIS plan meets the budgets, deadlines and quality "
-                                        "limits"]
-    if kind == "skipped":
-        notes.append("IIS: too large for the exact MILP; greedy split")
+                                   warm, deadline=deadline, mip_gap=mip_gap)
+    notes, kind = _notes("IIS", dec, kind, skipped="greedy split",
+                         infeasible="no IIS plan meets the budgets, deadlines and quality limits")
     return _result(inst, dec, name="IIS", scope=scope, t0=t0, bound=bound, kind=kind,
                    mip_gap=mip_gap, notes=notes)
 
@@ -134,8 +186,10 @@ def _public_of(inst: Instance, n: int) -> int:
 
 
 def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np.ndarray]], *,
-                  name: str, scope: str, t0: float, time_limit: float,
+                  name: str, scope: str, t0: float, deadline: float,
                   mip_gap: float) -> SolveResult:
+    if _out_of_time(deadline):
+        return _timed_out(inst, name, scope, t0)
     S = inst.n_servers
     xi = np.arange(1, len(table.xs))
     parts = [[], [], [], []]
@@ -149,12 +203,11 @@ def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np
     opts = tuple(np.concatenate(a).astype(np.int64) for a in parts)
     warm = _complete(inst, table, groups, np.zeros(0, dtype=int), np.zeros(S))
     dec, bound, kind = _restricted(inst, table, opts, np.zeros((inst.n_users, S), dtype=bool),
-                                   warm, time_limit=time_limit, mip_gap=mip_gap)
-    notes = [] if dec is not None else [f"no {name} plan meets the budgets, deadlines, quality "
-                                        "limits and step ranges"]
-    if kind == "skipped":
-        notes.append(f"{name}: too large for the exact MILP; x per group at an estimated GPU "
-                     "price and the greedy split")
+                                   warm, deadline=deadline, mip_gap=mip_gap)
+    notes, kind = _notes(
+        name, dec, kind,
+        infeasible=f"no {name} plan meets the budgets, deadlines, quality limits and step ranges",
+        skipped="x per group at an estimated GPU price and the greedy split")
     return _result(inst, dec, name=name, scope=scope, t0=t0, bound=bound, kind=kind,
                    mip_gap=mip_gap, notes=notes)
 
@@ -162,14 +215,16 @@ def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np
 def gfis(inst: Instance, *, random_state: int | None = None, time_limit: float = 30.0,
          mip_gap: float = 1e-6, table: OptionTable | None = None) -> SolveResult:
     """GFIS: one group of everyone, a random member's prompt as public prompt."""
-    t0 = time.perf_counter()
+    t0, deadline = time.perf_counter(), _deadline(time_limit)
+    if _out_of_time(deadline):
+        return _timed_out(inst, "GFIS", "GFIS plans", t0)
     table = table or build_option_table(inst)
     rng = np.random.default_rng(random_state)
     n = int(rng.integers(inst.n_users))
     p = _public_of(inst, n)
     scope = f"GFIS plans with public prompt of user {inst.user_ids[n]}"
     return _groups_solve(inst, table, [(p, np.arange(inst.n_users))], name="GFIS", scope=scope,
-                         t0=t0, time_limit=time_limit, mip_gap=mip_gap)
+                         t0=t0, deadline=deadline, mip_gap=mip_gap)
 
 
 def subject_groups(inst: Instance, *, random_state: int | None = None) -> list[np.ndarray]:
@@ -213,7 +268,9 @@ def subject_groups(inst: Instance, *, random_state: int | None = None) -> list[n
 def ppgfis(inst: Instance, *, random_state: int | None = None, time_limit: float = 30.0,
            mip_gap: float = 1e-6, table: OptionTable | None = None) -> SolveResult:
     """PPGFIS: one group per subject (or prompt cluster), a random member's prompt as public."""
-    t0 = time.perf_counter()
+    t0, deadline = time.perf_counter(), _deadline(time_limit)
+    if _out_of_time(deadline):
+        return _timed_out(inst, "PPGFIS", "PPGFIS plans", t0)
     table = table or build_option_table(inst)
     rng = np.random.default_rng(random_state)
     groups = []
@@ -224,17 +281,35 @@ def ppgfis(inst: Instance, *, random_state: int | None = None, time_limit: float
     scope = ("PPGFIS plans (groups by subject" if by_subject else
              "PPGFIS plans (groups by prompt clusters") + ", seeded random publics)"
     return _groups_solve(inst, table, groups, name="PPGFIS", scope=scope, t0=t0,
-                         time_limit=time_limit, mip_gap=mip_gap)
+                         deadline=deadline, mip_gap=mip_gap)
 
 
-def greedy(inst: Instance, *, table: OptionTable | None = None) -> SolveResult:
-    """The greedy baseline (a heuristic: no bound, status ``feasible_gap``)."""
-    t0 = time.perf_counter()
+def greedy(inst: Instance, *, table: OptionTable | None = None,
+           time_limit: float = math.inf) -> SolveResult:
+    """The greedy baseline (a heuristic: no bound, status ``feasible_gap``); it starts only
+    within ``time_limit`` (the grouping itself runs to its end, under a second at 1,000 users)."""
+    t0, deadline = time.perf_counter(), _deadline(time_limit)
+    scope = "none (heuristic, no bound)"
+    if _out_of_time(deadline):
+        return _timed_out(inst, "greedy", scope, t0)
     table = table or build_option_table(inst)
+    if _out_of_time(deadline):
+        return _timed_out(inst, "greedy", scope, t0)
     dec = greedy_grouping(inst, table)
     notes = [] if dec is not None else ["the greedy grouping found no feasible plan"]
-    return _result(inst, dec, name="greedy", scope="none (heuristic, no bound)", t0=t0,
-                   bound=math.inf, kind="", mip_gap=0.0, notes=notes)
+    return _result(inst, dec, name="greedy", scope=scope, t0=t0, bound=math.inf, kind="",
+                   mip_gap=0.0, notes=notes)
+
+
+def _logged(name: str, time_limit: float, run: Callable[[], SolveResult]) -> SolveResult:
+    """``run()`` between a start line and an end line (status, objective, seconds)."""
+    logger.info("baseline %s: started, time limit %.1f s", name, time_limit)
+    start = time.perf_counter()
+    result = run()
+    found = f"objective {result.objective:.3f}" if result.plan is not None else "no plan"
+    logger.info("baseline %s: %s (%s) in %.1f s", name, found, result.status,
+                time.perf_counter() - start)
+    return result
 
 
 def run_baselines(inst: Instance, random_state: int | None = None, *,
@@ -242,18 +317,19 @@ def run_baselines(inst: Instance, random_state: int | None = None, *,
                   names: Sequence[str] | None = None) -> dict[str, SolveResult]:
     """The baselines on ``inst``: ``{"IIS": ..., "GFIS": ..., "PPGFIS": ..., "greedy": ...}``,
     or only those in ``names`` (spelled as in ``BASELINES``), in that order. ``time_limit``
-    applies to each MILP baseline."""
+    bounds each baseline's call (the option table they share is built once, before them)."""
     names = BASELINES if names is None else tuple(names)
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; known: {list(BASELINES)}")
+    _deadline(time_limit)
     table = build_option_table(inst)
-    runs = {
+    runs: dict[str, Callable[[], SolveResult]] = {
         "IIS": lambda: iis(inst, time_limit=time_limit, mip_gap=mip_gap, table=table),
         "GFIS": lambda: gfis(inst, random_state=random_state, time_limit=time_limit,
                              mip_gap=mip_gap, table=table),
         "PPGFIS": lambda: ppgfis(inst, random_state=random_state, time_limit=time_limit,
                                  mip_gap=mip_gap, table=table),
-        "greedy": lambda: greedy(inst, table=table),
+        "greedy": lambda: greedy(inst, table=table, time_limit=time_limit),
     }
-    return {name: runs[name]() for name in names}
+    return {name: _logged(name, time_limit, runs[name]) for name in names}

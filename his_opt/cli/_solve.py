@@ -174,8 +174,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="S",
         type=_positive_float,
         default=10.0,
-        help="seconds for each baseline's MILP (default: 10); all baselines together take at "
-        "most this times their number",
+        help="seconds for each baseline, its model and MILP included (default: 10); one out of "
+        "time keeps its heuristic start plan or has none (status time_limit)",
     )
     parser.add_argument(
         "--ray-address",

@@ -9,6 +9,7 @@ from ._inputs import SolveInputs, check_consistency
 from ._servers import (
     CYCLE_PROFILE,
     SERVER_COLUMNS,
+    ServerRecord,
     default_servers,
     load_servers,
     resolve_profile,
@@ -22,6 +23,7 @@ __all__ = [
     "CYCLE_PROFILE",
     "SAFE_ID",
     "SERVER_COLUMNS",
+    "ServerRecord",
     "SimilarityTable",
     "USER_COLUMNS",
     "USER_INPUT_COLUMNS",

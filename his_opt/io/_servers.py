@@ -15,25 +15,28 @@ freq_hz           cycle model only: clock, Hz (default 2e9)
 kappa             cycle model only: switched-capacitance constant (default 1e-27)
 ================  ===========================================================================
 
-Row numbers in errors are 1-based data rows (CSV: the header is row 0; YAML: the list entry).
+Each row (a CSV data row or a YAML entry) is checked by the :class:`ServerRecord` schema (pydantic);
+row numbers in errors are 1-based data rows (CSV: the header is row 0; YAML: the list entry).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
 
 from .._errors import InputError
+from .._validate import Schema, validate
 from ..costs import CycleProfile, EdgeServer, GPUProfile, load_profile
 from ..scenario import Scenario
-from ._table import Record, parse_float, parse_int, read_csv_records, read_text
+from ._table import check_header, read_csv_records, read_text
 
 __all__ = [
     "CYCLE_PROFILE",
     "SERVER_COLUMNS",
+    "ServerRecord",
     "default_servers",
     "load_servers",
     "resolve_profile",
@@ -44,13 +47,52 @@ CYCLE_PROFILE = "cycle"
 """The ``profile`` value that selects the paper's cycle model."""
 
 _CYCLE_FIELDS = ("cycles_per_step", "freq_hz", "kappa")
-SERVER_COLUMNS: tuple[str, ...] = (
-    "name",
-    "profile",
-    "budget_s",
-    "max_batch_images",
-    *_CYCLE_FIELDS,
-)
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell or a YAML value: a scalar, stripped; an empty cell is a value left out."""
+    if isinstance(value, bool | dict | list):
+        raise ValueError(f"must be a scalar, got {value!r}")
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _text(value: Any) -> Any:
+    """A name cell: like :func:`_cell`, but an empty one stays text (the field says what is empty)."""
+    value = _cell(value)
+    return "" if value is None else value
+
+
+Cell = BeforeValidator(_cell)
+Text = Annotated[str, BeforeValidator(_text)]
+Seconds = Annotated[Annotated[float, Field(ge=0)] | None, Cell]
+Positive = Annotated[Annotated[float, Field(gt=0)] | None, Cell]
+Images = Annotated[Annotated[int, Field(ge=1)] | None, Cell]
+
+
+class ServerRecord(Schema):
+    """One server row; numbers may be given as text (a CSV cell, ``"4.0"`` for 4)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+
+    name: Text
+    profile: Text
+    budget_s: Seconds = None
+    max_batch_images: Images = None
+    cycles_per_step: Positive = None
+    freq_hz: Positive = None
+    kappa: Positive = None
+
+    @field_validator("name", "profile")
+    @classmethod
+    def _not_empty(cls, value: str, info: Any) -> str:
+        if not value:
+            raise ValueError("empty server name" if info.field_name == "name" else "empty profile")
+        return value
+
+
+SERVER_COLUMNS: tuple[str, ...] = tuple(ServerRecord.model_fields)
 
 
 def default_servers(scenario: Scenario | None = None) -> list[EdgeServer]:
@@ -104,43 +146,34 @@ def load_servers(path: str | Path | None, scenario: Scenario | None = None) -> l
     path = Path(path)
     label = str(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        records = _yaml_records(path, label)
+        rows = [(i, 0, entry) for i, entry in enumerate(_yaml_entries(path, label), start=1)]
     else:
-        header, records = read_csv_records(path, name=label)
-        for col in ("name", "profile"):
-            if col not in header:
-                raise InputError(
-                    f"missing required column (header: {', '.join(header)})",
-                    file=label,
-                    row=0,
-                    field=col,
-                )
-        for col in header:
-            if col not in SERVER_COLUMNS:
-                raise InputError(
-                    f"unknown column; known: {', '.join(SERVER_COLUMNS)}",
-                    file=label,
-                    row=0,
-                    field=col,
-                )
+        rows = [(rec.row, rec.line, rec.cells) for rec in _csv_records(path, label)]
     servers: list[EdgeServer] = []
     first_row: dict[str, int] = {}
-    for rec in records:
-        server = _parse_server(rec, label, path.parent, scenario)
-        if server.name in first_row:
+    for row, line, cells in rows:
+        spec = validate(ServerRecord, cells, source=label, row=row, line=line or None)
+        if spec.name in first_row:
             raise InputError(
-                f"duplicate server name {server.name!r}, first used in row "
-                f"{first_row[server.name]}",
+                f"duplicate server name {spec.name!r}, first used in row {first_row[spec.name]}",
                 file=label,
-                row=rec.row,
+                row=row,
                 field="name",
             )
-        first_row[server.name] = rec.row
-        servers.append(server)
+        first_row[spec.name] = row
+        servers.append(_server(spec, label, row, path.parent, scenario))
     return servers
 
 
-def _yaml_records(path: Path, label: str) -> list[Record]:
+def _csv_records(path: Path, label: str) -> list[Any]:
+    """The CSV's records, after checking its header: the required columns, no unknown one."""
+    header, records = read_csv_records(path, name=label)
+    check_header(header, file=label, required=("name", "profile"), known=SERVER_COLUMNS)
+    return records
+
+
+def _yaml_entries(path: Path, label: str) -> list[Any]:
+    """The YAML's list of servers (optionally under a top-level ``servers:`` key)."""
     text = read_text(path)
     try:
         data = yaml.safe_load(text)
@@ -153,64 +186,16 @@ def _yaml_records(path: Path, label: str) -> list[Record]:
         raise InputError(
             "expected a non-empty list of servers (optionally under 'servers:')", file=label
         )
-    records = []
-    for i, entry in enumerate(data, start=1):
-        if not isinstance(entry, dict):
-            raise InputError(
-                "each server must be a mapping of name, profile, budget_s, ...", file=label, row=i
-            )
-        cells: dict[str, str] = {}
-        for key, value in entry.items():
-            if key not in SERVER_COLUMNS:
-                raise InputError(
-                    f"unknown key; known: {', '.join(SERVER_COLUMNS)}",
-                    file=label,
-                    row=i,
-                    field=str(key),
-                )
-            if isinstance(value, (bool, dict, list)):
-                raise InputError(f"must be a scalar, got {value!r}", file=label, row=i, field=key)
-            cells[key] = "" if value is None else str(value).strip()
-        for key in ("name", "profile"):
-            if key not in cells:
-                raise InputError("missing", file=label, row=i, field=key)
-        records.append(Record(i, 0, cells))
-    return records
+    return data
 
 
-def _parse_server(rec: Record, label: str, base_dir: Path, sc: Scenario) -> EdgeServer:
-    cells = rec.cells
-    where = f" (line {rec.line})" if rec.line else ""
-    name = cells.get("name", "")
-    if not name:
-        raise InputError(f"empty server name{where}", file=label, row=rec.row, field="name")
-    profile_value = cells.get("profile", "")
-    if not profile_value:
-        raise InputError(f"empty profile{where}", file=label, row=rec.row, field="profile")
-
-    def num(col: str, positive: bool = False) -> float | None:
-        value = cells.get(col, "")
-        if value == "":
-            return None
-        return parse_float(value, file=label, rec=rec, field=col, positive=positive)
-
-    cycle = {k: num(k, positive=True) for k in _CYCLE_FIELDS}
-    profile = resolve_profile(
-        profile_value, base_dir=base_dir, cycle=cycle, where=label, row=rec.row
-    )
-    budget = num("budget_s")
-    batch_cell = cells.get("max_batch_images", "")
-    batch = (
-        None
-        if batch_cell == ""
-        else parse_int(batch_cell, file=label, rec=rec, field="max_batch_images", minimum=1)
-    )
-    if batch is None:
-        batch = sc.server_max_batch_images
-    budget_s = sc.server_budget_s if budget is None else budget
-    if not math.isfinite(budget_s):
-        raise InputError("must be finite", file=label, row=rec.row, field="budget_s")
-    return EdgeServer(name, profile, budget_s, batch)
+def _server(spec: ServerRecord, label: str, row: int, base_dir: Path, sc: Scenario) -> EdgeServer:
+    """The server of a checked row; budget and launch cap default to the scenario's."""
+    cycle = {k: getattr(spec, k) for k in _CYCLE_FIELDS}
+    profile = resolve_profile(spec.profile, base_dir=base_dir, cycle=cycle, where=label, row=row)
+    budget = sc.server_budget_s if spec.budget_s is None else spec.budget_s
+    batch = sc.server_max_batch_images if spec.max_batch_images is None else spec.max_batch_images
+    return EdgeServer(spec.name, profile, budget, batch)
 
 
 def server_summary(server: EdgeServer) -> dict[str, Any]:

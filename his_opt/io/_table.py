@@ -16,7 +16,15 @@ from pathlib import Path
 from .._errors import InputError
 from .._read import file_sha256, read_text
 
-__all__ = ["Record", "file_sha256", "parse_float", "parse_int", "read_csv_records", "read_text"]
+__all__ = [
+    "Record",
+    "check_header",
+    "file_sha256",
+    "parse_float",
+    "parse_int",
+    "read_csv_records",
+    "read_text",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,32 @@ def read_csv_records(
     if not records:
         raise InputError("no data rows", file=label)
     return header, records
+
+
+def check_header(
+    header: list[str],
+    *,
+    file: str,
+    required: tuple[str, ...],
+    known: tuple[str, ...],
+    notes: bool = False,
+) -> None:
+    """Refuse a header without a ``required`` column or with one not ``known`` (``notes``:
+    columns starting with ``_`` are the user's notes, allowed)."""
+    for col in required:
+        if col not in header:
+            raise InputError(
+                f"missing required column (header: {', '.join(header)})",
+                file=file,
+                row=0,
+                field=col,
+            )
+    for col in header:
+        if col not in known and not (notes and col.startswith("_")):
+            hint = " (prefix a note column with '_')" if notes else ""
+            raise InputError(
+                f"unknown column; known: {', '.join(known)}{hint}", file=file, row=0, field=col
+            )
 
 
 def parse_float(

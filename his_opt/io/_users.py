@@ -42,7 +42,7 @@ from .._errors import InputError
 from .._read import SAFE_NAME, check_text, is_safe_name
 from ..costs import DeviceModel
 from ..scenario import MAX_STEP_S, Scenario
-from ._table import Record, parse_float, read_csv_records
+from ._table import Record, check_header, parse_float, read_csv_records
 
 __all__ = ["SAFE_ID", "USER_COLUMNS", "USER_INPUT_COLUMNS", "load_users"]
 
@@ -94,23 +94,9 @@ def load_users(
     scenario = scenario or Scenario()
     label = str(path)
     header, records = read_csv_records(path, name=label)
-    for col in ("user_id", "prompt"):
-        if col not in header:
-            raise InputError(
-                f"missing required column (header: {', '.join(header)})",
-                file=label,
-                row=0,
-                field=col,
-            )
-    for col in header:
-        if col not in USER_INPUT_COLUMNS and not col.startswith("_"):
-            raise InputError(
-                f"unknown column; known: {', '.join(USER_INPUT_COLUMNS)} "
-                "(prefix a note column with '_')",
-                file=label,
-                row=0,
-                field=col,
-            )
+    check_header(
+        header, file=label, required=("user_id", "prompt"), known=USER_INPUT_COLUMNS, notes=True
+    )
     rng = (
         random_state
         if isinstance(random_state, np.random.Generator)

@@ -2,20 +2,22 @@
 
 A sweep file (YAML or JSON) makes a run reproducible from one file. The unit of work is a *block*,
 one (public prompt, seed, variant): its public trajectory runs once and every (personal prompt,
-common steps x) branch continues from it.
+common steps x) branch continues from it. The file is checked by the :class:`SweepFile` schema
+(pydantic); errors name the key as a path (``groups[0].personal[1].prompt``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from .._errors import InputError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
+
+from .._validate import FieldError, Schema, side, validate
 
 __all__ = [
     "BUILTIN_VARIANTS",
@@ -23,8 +25,10 @@ __all__ = [
     "PersonalPrompt",
     "PromptGroup",
     "Sweep",
+    "SweepFile",
     "Variant",
     "load_sweep",
+    "sweep_from_dict",
 ]
 
 
@@ -141,209 +145,213 @@ class Sweep:
         return list(seen)
 
 
-_TOP_KEYS = {
-    "name",
-    "description",
-    "model",
-    "clip_model",
-    "similarity_model",
-    "dtype",
-    "total_steps",
-    "height",
-    "width",
-    "common_steps",
-    "seeds",
-    "variants",
-    "groups",
-    "max_batch_size",
-    "default_negative_prompt",
-}
-
-
-def _fail(path: str, message: str, key: str | None = None) -> InputError:
-    return InputError(message, file=path, field=key)
-
-
-def _int(value: Any, path: str, key: str, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(path, f"must be an integer, got {value!r}", key)
-    if minimum is not None and value < minimum:
-        raise _fail(path, f"must be >= {minimum}, got {value}", key)
-    return value
-
-
-def _text(value: Any, path: str, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(path, f"must be a non-empty string, got {value!r}", key)
+def _one_line(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
     if "\n" in value or "\r" in value:
-        raise _fail(path, f"must be one line (no line breaks): {value[:40]!r}", key)
+        raise ValueError(f"must be one line (no line breaks): {value[:40]!r}")
     return value
 
 
-def _common_steps(value: Any, total: int, path: str) -> tuple[int, ...]:
-    key = "common_steps"
-    if value is None or value == "all":
-        return tuple(range(total))
-    if isinstance(value, dict):
-        unknown = set(value) - {"start", "stop", "step"}
-        if unknown:
-            raise _fail(path, f"unknown keys {sorted(unknown)}; use start, stop, step", key)
-        start = _int(value.get("start", 0), path, key)
-        stop = _int(value.get("stop", total), path, key)
-        step = _int(value.get("step", 1), path, key, minimum=1)
-        steps = list(range(start, stop, step))
-    elif isinstance(value, list):
-        steps = [_int(v, path, key) for v in value]
-    else:
-        raise _fail(path, "must be 'all', a list of integers or {start, stop, step}", key)
-    if not steps:
-        raise _fail(path, "selects no steps", key)
-    bad = [x for x in steps if not 0 <= x < total]
-    if bad:
-        raise _fail(
-            path, f"values must lie in [0, {total - 1}] (total_steps {total}), got {bad}", key
-        )
-    if len(set(steps)) != len(steps):
-        raise _fail(path, "values must be distinct", key)
-    return tuple(sorted(steps))
+OneLine = Annotated[str, AfterValidator(_one_line)]
+Scale = Annotated[float, Field(ge=0)]
+Side = Annotated[int, AfterValidator(side)]
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-def _variant(value: Any, path: str, index: int) -> Variant:
-    key = f"variants[{index}]"
+def _listed(value: Any) -> Any:
+    """One item given alone stands for a list of one (``public: a dog``)."""
+    return [value] if isinstance(value, str) else value
+
+
+def _variant_entry(value: Any) -> Any:
+    """A variant: a built-in name, or a mapping with at least its name and both scales."""
     if isinstance(value, str):
         if value not in BUILTIN_VARIANTS:
-            raise _fail(
-                path,
+            raise ValueError(
                 f"unknown variant {value!r}; built in: {', '.join(BUILTIN_VARIANTS)}, "
-                "or give {name, public_guidance_scale, guidance_scale, negative_prompts}",
-                key,
+                "or give {name, public_guidance_scale, guidance_scale, negative_prompts}"
             )
-        return BUILTIN_VARIANTS[value]
+        return asdict(BUILTIN_VARIANTS[value])
     if not isinstance(value, dict):
-        raise _fail(path, "must be a variant name or a mapping", key)
-    unknown = set(value) - {"name", "public_guidance_scale", "guidance_scale", "negative_prompts"}
-    if unknown:
-        raise _fail(path, f"unknown keys {sorted(unknown)}", key)
+        raise ValueError("must be a variant name or a mapping")
     for need in ("name", "public_guidance_scale", "guidance_scale"):
         if need not in value:
-            raise _fail(path, f"missing '{need}'", key)
-    name = _text(value["name"], path, f"{key}.name")
-    scales = []
-    for sub in ("public_guidance_scale", "guidance_scale"):
-        v = value[sub]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-            raise _fail(path, f"must be a finite number >= 0, got {v!r}", f"{key}.{sub}")
-        scales.append(float(v))
-    negative = value.get("negative_prompts", False)
-    if not isinstance(negative, bool):
-        raise _fail(path, f"must be true or false, got {negative!r}", f"{key}.negative_prompts")
-    return Variant(name, scales[0], scales[1], negative)
+            raise ValueError(f"missing '{need}'")
+    return value
 
 
-def _group(value: Any, path: str, index: int, default_negative: str | None) -> PromptGroup:
-    key = f"groups[{index}]"
-    if not isinstance(value, dict) or "public" not in value or "personal" not in value:
-        raise _fail(path, "must be a mapping with 'public' and 'personal'", key)
-    unknown = set(value) - {"public", "personal", "name"}
-    if unknown:
-        raise _fail(path, f"unknown keys {sorted(unknown)}", key)
-    public = value["public"]
-    public = [public] if isinstance(public, str) else public
-    if not isinstance(public, list) or not public:
-        raise _fail(path, "must be a prompt or a non-empty list of prompts", f"{key}.public")
-    publics = tuple(_text(p, path, f"{key}.public") for p in public)
-    if not isinstance(value["personal"], list) or not value["personal"]:
-        raise _fail(path, "must be a non-empty list", f"{key}.personal")
-    personal = []
-    for j, item in enumerate(value["personal"]):
-        sub = f"{key}.personal[{j}]"
-        if isinstance(item, str):
-            personal.append(PersonalPrompt(_text(item, path, sub), default_negative))
-        elif isinstance(item, dict) and "prompt" in item:
-            extra = set(item) - {"prompt", "negative_prompt"}
-            if extra:
-                raise _fail(path, f"unknown keys {sorted(extra)}", sub)
-            neg = item.get("negative_prompt", default_negative)
-            neg = None if neg is None else _text(neg, path, f"{sub}.negative_prompt")
-            personal.append(PersonalPrompt(_text(item["prompt"], path, f"{sub}.prompt"), neg))
-        else:
-            raise _fail(path, "must be a prompt or {prompt, negative_prompt}", sub)
-    prompts = [p.prompt for p in personal]
-    if len(set(prompts)) != len(prompts):
-        raise _fail(path, "personal prompts must be distinct", f"{key}.personal")
-    if len(set(publics)) != len(publics):
-        raise _fail(path, "public prompts must be distinct", f"{key}.public")
-    return PromptGroup(publics, tuple(personal))
+def _personal_entry(value: Any) -> Any:
+    """A personal prompt: its text, or ``{prompt, negative_prompt}``."""
+    return {"prompt": value} if isinstance(value, str) else value
+
+
+def _steps_form(value: Any) -> Any:
+    """``common_steps``: ``all`` (or left out), a list of steps, or ``{start, stop, step}``."""
+    if value is None or value == "all":
+        return {}
+    if isinstance(value, list):
+        return {"listed": value}
+    if isinstance(value, dict):
+        return value
+    raise ValueError("must be 'all', a list of integers or {start, stop, step}")
+
+
+class VariantSpec(Schema):
+    """A variant's guidance settings (see :class:`Variant`)."""
+
+    model_config = _STRICT
+    name: OneLine
+    public_guidance_scale: Scale
+    guidance_scale: Scale
+    negative_prompts: bool = False
+
+
+class PersonalSpec(Schema):
+    """A personal prompt; ``negative_prompt`` left out takes the sweep's default."""
+
+    model_config = _STRICT
+    prompt: OneLine
+    negative_prompt: OneLine | None = None
+
+
+class GroupSpec(Schema):
+    """Public prompts crossed with personal prompts, each list without repeats."""
+
+    model_config = _STRICT
+    name: str | None = None
+    public: Annotated[list[OneLine], BeforeValidator(_listed), Field(min_length=1)]
+    personal: Annotated[
+        list[Annotated[PersonalSpec, BeforeValidator(_personal_entry)]], Field(min_length=1)
+    ]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> GroupSpec:
+        prompts = [p.prompt for p in self.personal]
+        if len(set(prompts)) != len(prompts):
+            raise FieldError("personal", "personal prompts must be distinct")
+        if len(set(self.public)) != len(self.public):
+            raise FieldError("public", "public prompts must be distinct")
+        return self
+
+
+class CommonSteps(Schema):
+    """The common steps x swept: ``listed`` ones, else ``range(start, stop or total, step)``."""
+
+    model_config = _STRICT
+    listed: list[int] | None = None
+    start: int = 0
+    stop: int | None = None
+    step: Annotated[int, Field(ge=1)] = 1
+
+    @classmethod
+    def unknown_keys(cls, unknown: list[str], known: list[str]) -> ValueError:
+        return ValueError(f"unknown keys {unknown}; use start, stop, step")
+
+    def steps(self, total: int) -> list[int]:
+        if self.listed is not None:
+            return self.listed
+        return list(range(self.start, total if self.stop is None else self.stop, self.step))
+
+
+class SweepFile(Schema):
+    """A sweep file: every key, its type and range, and the rules that tie keys together."""
+
+    model_config = _STRICT
+    name: OneLine | None = None
+    description: str = ""
+    model: OneLine | None = None
+    clip_model: OneLine | None = None
+    similarity_model: OneLine | None = None
+    dtype: OneLine | None = None
+    total_steps: Annotated[int, Field(ge=2)] = 28
+    height: Side = 1024
+    width: Side = 1024
+    common_steps: Annotated[CommonSteps, BeforeValidator(_steps_form)] = CommonSteps()
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    variants: Annotated[
+        list[Annotated[VariantSpec, BeforeValidator(_variant_entry)]], Field(min_length=1)
+    ]
+    groups: Annotated[list[GroupSpec], Field(min_length=1)]
+    max_batch_size: Annotated[int, Field(ge=1)] | None = None
+    default_negative_prompt: OneLine | None = None
+
+    @classmethod
+    def unknown_keys(cls, unknown: list[str], known: list[str]) -> ValueError:
+        return ValueError(f"unknown keys {unknown}; known: {', '.join(sorted(known))}")
+
+    @model_validator(mode="after")
+    def _rules(self) -> SweepFile:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise FieldError("seeds", "seeds must be distinct")
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise FieldError("variants", "variant names must be distinct")
+        pairs = [(pub, p.prompt) for g in self.groups for pub in g.public for p in g.personal]
+        if len(set(pairs)) != len(pairs):
+            raise FieldError("groups", "a (public, personal) prompt pair appears in two groups")
+        if any(v.negative_prompts for v in self.variants):
+            missing = [p for p, neg in self.personal_prompts() if neg is None]
+            if missing:
+                raise FieldError(
+                    "groups",
+                    "variants with negative_prompts need a negative_prompt for every personal "
+                    f"prompt (or a default_negative_prompt); none for {missing[0]!r}",
+                )
+        self._check_steps()
+        return self
+
+    def _check_steps(self) -> None:
+        steps, total = self.common_steps.steps(self.total_steps), self.total_steps
+        if not steps:
+            raise FieldError("common_steps", "selects no steps")
+        bad = [x for x in steps if not 0 <= x < total]
+        if bad:
+            raise FieldError(
+                "common_steps",
+                f"values must lie in [0, {total - 1}] (total_steps {total}), got {bad}",
+            )
+        if len(set(steps)) != len(steps):
+            raise FieldError("common_steps", "values must be distinct")
+
+    def personal_prompts(self) -> list[tuple[str, str | None]]:
+        """Every personal prompt with its negative prompt (the default where left out)."""
+        return [(p.prompt, self._negative(p)) for g in self.groups for p in g.personal]
+
+    def _negative(self, p: PersonalSpec) -> str | None:
+        explicit = "negative_prompt" in p.model_fields_set
+        return p.negative_prompt if explicit else self.default_negative_prompt
+
+    def to_sweep(self, source: str) -> Sweep:
+        """The :class:`Sweep` this file defines (named after the file when it has no name)."""
+        groups = tuple(
+            PromptGroup(
+                tuple(g.public),
+                tuple(PersonalPrompt(p.prompt, self._negative(p)) for p in g.personal),
+            )
+            for g in self.groups
+        )
+        return Sweep(
+            name=self.name or Path(source).stem,
+            description=self.description,
+            groups=groups,
+            seeds=tuple(self.seeds),
+            variants=tuple(Variant(**v.model_dump()) for v in self.variants),
+            common_steps=tuple(sorted(self.common_steps.steps(self.total_steps))),
+            total_steps=self.total_steps,
+            height=self.height,
+            width=self.width,
+            model=self.model,
+            clip_model=self.clip_model,
+            similarity_model=self.similarity_model,
+            dtype=self.dtype,
+            max_batch_size=self.max_batch_size,
+            source=source,
+        )
 
 
 def sweep_from_dict(data: Any, *, source: str = "<sweep>") -> Sweep:
     """Validate a parsed sweep definition; raise ``InputError`` naming the bad key."""
-    if not isinstance(data, dict):
-        raise _fail(source, "a sweep must be a mapping")
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise _fail(
-            source, f"unknown keys {sorted(unknown)}; known: {', '.join(sorted(_TOP_KEYS))}"
-        )
-    for need in ("groups", "seeds", "variants"):
-        if need not in data:
-            raise _fail(source, "missing", need)
-    total = _int(data.get("total_steps", 28), source, "total_steps", minimum=2)
-    height = _int(data.get("height", 1024), source, "height", minimum=16)
-    width = _int(data.get("width", 1024), source, "width", minimum=16)
-    for key, side in (("height", height), ("width", width)):
-        if side % 16:
-            raise _fail(source, f"must be a multiple of 16 (the latent patch), got {side}", key)
-    seeds_raw = data["seeds"]
-    if not isinstance(seeds_raw, list) or not seeds_raw:
-        raise _fail(source, "must be a non-empty list of integers", "seeds")
-    seeds = tuple(_int(s, source, "seeds", minimum=0) for s in seeds_raw)
-    if len(set(seeds)) != len(seeds):
-        raise _fail(source, "seeds must be distinct", "seeds")
-    if not isinstance(data["variants"], list) or not data["variants"]:
-        raise _fail(source, "must be a non-empty list", "variants")
-    variants = tuple(_variant(v, source, i) for i, v in enumerate(data["variants"]))
-    if len({v.name for v in variants}) != len(variants):
-        raise _fail(source, "variant names must be distinct", "variants")
-    default_negative = data.get("default_negative_prompt")
-    if default_negative is not None:
-        default_negative = _text(default_negative, source, "default_negative_prompt")
-    if not isinstance(data["groups"], list) or not data["groups"]:
-        raise _fail(source, "must be a non-empty list", "groups")
-    groups = tuple(_group(g, source, i, default_negative) for i, g in enumerate(data["groups"]))
-    pairs = [(pub, p.prompt) for g in groups for pub in g.public for p in g.personal]
-    if len(set(pairs)) != len(pairs):
-        raise _fail(source, "a (public, personal) prompt pair appears in two groups", "groups")
-    if any(v.negative_prompts for v in variants):
-        missing = [p.prompt for g in groups for p in g.personal if p.negative_prompt is None]
-        if missing:
-            raise _fail(
-                source,
-                f"variants with negative_prompts need a negative_prompt for every personal prompt "
-                f"(or a default_negative_prompt); none for {missing[0]!r}",
-                "groups",
-            )
-    max_batch = data.get("max_batch_size")
-    if max_batch is not None:
-        max_batch = _int(max_batch, source, "max_batch_size", minimum=1)
-    optional_text = {}
-    for key in ("model", "clip_model", "similarity_model", "dtype"):
-        value = data.get(key)
-        optional_text[key] = None if value is None else _text(value, source, key)
-    return Sweep(
-        name=_text(data.get("name", Path(source).stem), source, "name"),
-        description=str(data.get("description", "")),
-        groups=groups,
-        seeds=seeds,
-        variants=variants,
-        common_steps=_common_steps(data.get("common_steps", "all"), total, source),
-        total_steps=total,
-        height=height,
-        width=width,
-        max_batch_size=max_batch,
-        source=source,
-        **optional_text,
-    )
+    return validate(SweepFile, data, source=source, rows=False).to_sweep(source)
 
 
 def load_sweep(path: str | Path) -> Sweep:
