@@ -130,3 +130,19 @@ def test_baselines_log_start_and_end():
 def test_baseline_time_limit_must_be_a_number():
     with pytest.raises(ValueError, match="time_limit"):
         run_baselines(tiny_instance(0), 0, time_limit=float("nan"))
+
+
+def test_group_baselines_respect_the_similarity_floor():
+    """GFIS and PPGFIS never put a user in a group whose public is below the floor: such users
+    go solo (and the result says how many), so the plans stay feasible."""
+    from his_opt.allocation import check_feasible
+
+    inst = tiny_instance(4, n_users=7, budget_fraction=0.6, min_share_similarity=0.6)
+    assert not inst.share_allowed.all()
+    results = run_baselines(inst, time_limit=20, names=("GFIS", "PPGFIS"))
+    kept = 0
+    for res in results.values():
+        assert res.plan is not None
+        assert check_feasible(inst, res.plan.to_decision(inst)) == []
+        kept += sum("kept solo" in d for d in res.diagnostics)
+    assert kept >= 1

@@ -192,6 +192,9 @@ def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np
         return _timed_out(inst, name, scope, t0)
     S = inst.n_servers
     xi = np.arange(1, len(table.xs))
+    # pairs below the similarity floor may not share: those users are kept solo
+    groups = [(p, mem[inst.share_allowed[p, mem]]) for p, mem in groups]
+    kept = np.setdiff1d(np.arange(inst.n_users), np.concatenate([m for _, m in groups]))
     parts = [[], [], [], []]
     for p, mem in groups:
         for s in range(S):
@@ -201,13 +204,18 @@ def _groups_solve(inst: Instance, table: OptionTable, groups: list[tuple[int, np
             parts[2].append(np.full(pp.size, s))
             parts[3].append(ii.ravel())
     opts = tuple(np.concatenate(a).astype(np.int64) for a in parts)
-    warm = _complete(inst, table, groups, np.zeros(0, dtype=int), np.zeros(S))
-    dec, bound, kind = _restricted(inst, table, opts, np.zeros((inst.n_users, S), dtype=bool),
-                                   warm, deadline=deadline, mip_gap=mip_gap)
+    warm = _complete(inst, table, groups, kept, np.zeros(S))
+    solo = np.zeros((inst.n_users, S), dtype=bool)
+    solo[kept] = inst.allow_solo
+    dec, bound, kind = _restricted(inst, table, opts, solo, warm, deadline=deadline,
+                                   mip_gap=mip_gap)
     notes, kind = _notes(
         name, dec, kind,
         infeasible=f"no {name} plan meets the budgets, deadlines, quality limits and step ranges",
         skipped="x per group at an estimated GPU price and the greedy split")
+    if kept.size:
+        notes.append(f"{name}: {kept.size} users below min_share_similarity "
+                     f"{inst.min_share_similarity:g} to their group's public prompt kept solo")
     return _result(inst, dec, name=name, scope=scope, t0=t0, bound=bound, kind=kind,
                    mip_gap=mip_gap, notes=notes)
 
