@@ -167,13 +167,16 @@ def _start_prices(inst: Instance, warm_start: SolveResult | None) -> np.ndarray:
 
 def _primal_start(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
                   prices: np.ndarray, settings: SolverSettings, budget: TimeBudget) -> None:
-    """The first plans: greedy grouping, then the dense facility search at the start prices."""
+    """The first plans: greedy grouping, then (enumeration and LP routes) the dense facility
+    search at the start prices and two multiples."""
     inc.offer(solo_plan(inst, table), "solo")
     deadline = budget.deadline(settings.share_primal)
     if inst.n_publics * inst.n_users * settings.greedy_seconds_per_pair < budget.left():
         inc.offer(greedy_grouping(inst, table, deadline=deadline), "greedy")
     budget.lap("greedy")
-    for mult in (1.0, 0.5, 2.0) if inst.n_users <= settings.exact_users else (1.0,):
+    if strategy.route in ("dual", "heuristic"):
+        return  # the dual route's first step is the facility search at these prices
+    for mult in (1.0, 0.5, 2.0):
         if budget.expired():
             break
         inc.offer(dense_search(inst, table, prices * mult, pair_mask=strategy.pair_mask,
