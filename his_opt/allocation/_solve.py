@@ -210,13 +210,13 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         merged = merged_instance(inst)
         plans_on.append((merged, build_option_table(merged), [list(range(inst.n_servers))]))
 
-    def search(lam_cls: np.ndarray) -> None:
+    def search(lam_cls: np.ndarray, share: float = settings.share_search) -> None:
         """Facility search on the pooled classes at class prices, placed on the servers."""
         searched = False
         for on, on_table, classes in plans_on:
             lam_on = lam_cls if on is pooled else lam_cls.mean(keepdims=True)
             found = dense_search(on, on_table, lam_on, pair_mask=mask, settings=settings,
-                                 deadline=budget.deadline(settings.share_search))
+                                 deadline=budget.deadline(share))
             if found is not None:
                 searched = True
                 inc.offer(place_groups(inst, table, found, classes), "facility search")
@@ -225,7 +225,7 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
 
-    search(lam0)
+    search(lam0, settings.share_first_search if bounded else settings.share_search)
     budget.lap("facility search")
     if not bounded:
         proof.notes.append(strategy.scope)
@@ -245,9 +245,10 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         evaluator = RayPriceEvaluator(ray_address)
         evaluator.bind(dual)
         budget.lap("ray setup")
+    one_class = len(strategy.classes) == 1  # no second (merged-servers) bound to share with
     b = dual_bound(dual, lam0=lam0, target=inc.objective, scope=strategy.scope,
-                   settings=settings, budget=budget, time_share=settings.share_bound,
-                   evaluator=evaluator)
+                   settings=settings, budget=budget, evaluator=evaluator,
+                   time_share=settings.share_dual_one_class if one_class else settings.share_bound)
     if evaluator is not None:
         stats.update(ray_tasks=evaluator.tasks, ray_cpus=evaluator.workers)
     proof.bound, proof.prices = b.value, b.server_price
