@@ -80,3 +80,44 @@ def _lp_route():  # noqa: ANN202
     from his_opt.allocation import SolverSettings
 
     return SolverSettings(enumerate_users=0, pattern_min_gap=0.0)
+
+
+def test_widened_scope_covers_the_plan_and_fits_the_entries() -> None:
+    """The dual route's scope after its first plan: each user's pair in that plan, the
+    largest groups' publics for everyone, the floor kept, and the entry budget held."""
+    from his_opt.allocation import SolverSettings
+    from his_opt.allocation._strategy import choose_strategy, widen_to_publics
+
+    inst = tiny_instance(5, n_users=12, n_servers=2, min_share_similarity=0.3)
+    settings = SolverSettings(enumerate_users=0, exact_users=0,
+                              max_dual_entries=12 * 2 * len(inst.x_values) * 4, min_dual_top_k=2)
+    strategy = choose_strategy(inst, settings)
+    assert strategy.route == "dual" and strategy.top_k == 4
+    members = np.full(inst.n_users, -1)
+    allowed = np.flatnonzero(inst.share_allowed[:, 0])
+    members[0] = allowed[-1]
+    publics = np.array([allowed[-1], 0, 1])
+    wide = widen_to_publics(inst, strategy, publics, members, settings)
+    assert wide.top_k == 2  # 4 fit per user, 2 of them go to the plan's publics
+    assert wide.pair_mask[members[0], 0]
+    assert not (wide.pair_mask & ~inst.share_allowed).any()
+    for p in publics[:2]:
+        assert (wide.pair_mask[p] == inst.share_allowed[p]).all()
+    assert "largest groups" in wide.scope
+
+
+def test_dual_route_bound_holds_with_a_widened_scope() -> None:
+    """Forced onto the dual route with two candidates per user: the first plan widens the
+    scope, the plan stays feasible and below the exact optimum, and the dual's own bound
+    (not the reported maximum of bound and plan) lies above the plan."""
+    from his_opt.allocation import SolverSettings
+
+    inst = tiny_instance(1, n_users=8, n_servers=2, budget_fraction=0.4)
+    best, _ = exact_optimum(inst)
+    res = solve(inst, time_limit=20, settings=SolverSettings(
+        enumerate_users=0, exact_users=0, max_dual_entries=8 * 2 * len(inst.x_values) * 2,
+        min_dual_top_k=1))
+    assert res.plan is not None and check_feasible(inst, res.plan.to_decision(inst)) == []
+    assert res.objective <= best + 1e-7 * max(1.0, abs(best))
+    assert "scope_publics" in res.stats and "largest groups" in res.bound_scope
+    assert res.stats["dual_bound"] >= res.objective - 1e-7 * max(1.0, abs(res.objective))

@@ -43,6 +43,7 @@ class Proof:
         self.infeasible = False
         self.prices: np.ndarray | None = None
         self.notes: list[str] = []
+        self.scope: str | None = None  # the bound's scope, when a step changed it
 
 
 def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:

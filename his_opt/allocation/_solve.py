@@ -48,7 +48,7 @@ import numpy as np
 from ._decision import Decision
 from ._diagnose import diagnose
 from ._distributed import RayPriceEvaluator
-from ._dual import Bound, ServerDual, dual_bound
+from ._dual import Bound, ServerDual, dual_bound, dual_top_k
 from ._evaluate import score_decision
 from ._exact import (
     Proof,
@@ -81,7 +81,7 @@ from ._result import (
     relative_gap,
 )
 from ._settings import SolverSettings, TimeBudget
-from ._strategy import Strategy, choose_strategy
+from ._strategy import Strategy, choose_strategy, widen_to_publics
 
 __all__ = ["METHODS", "BACKENDS", "solve"]
 
@@ -151,7 +151,7 @@ def solve(
     else:  # dual, or heuristic (the dual route without its bound)
         proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats,
                             ray_address)
-    bound = bound_from_proof(proof, strategy.scope, strategy.route)
+    bound = bound_from_proof(proof, proof.scope or strategy.scope, strategy.route)
     if inc.decision is None:
         return _infeasible(instance, table, strategy, budget, settings, stats, proof)
     return _result(instance, strategy, inc, bound, proof, mip_gap, budget, stats)
@@ -191,8 +191,16 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
     """Lagrangian bound over the server classes (its price evaluations on Ray when
     ``ray_address`` is given), then plans at its prices."""
     proof = Proof()
-    mask = strategy.pair_mask
     bounded = strategy.route == "dual"
+    lam0 = np.array([prices[c[0]] for c in strategy.classes])
+    pooled = pooled_instance(inst, strategy.classes)
+    p_table = table if pooled is inst else build_option_table(pooled)
+    widened = bounded and strategy.pair_mask is not None and strategy.top_k is not None
+    if widened:
+        strategy = _first_plan_scope(inst, table, strategy, inc, pooled, p_table, lam0,
+                                     settings, budget, stats)
+        proof.scope = strategy.scope
+    mask = strategy.pair_mask
     dual, entry_cost = None, math.inf
     if bounded:
         if mask is None:
@@ -202,9 +210,6 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         entry_cost = (len(pairs[0]) * len(strategy.classes) * len(inst.x_values)
                       * settings.dual_seconds_per_entry)
         dual = ServerDual(inst, table, strategy.classes, pairs)
-    lam0 = np.array([prices[c[0]] for c in strategy.classes])
-    pooled = pooled_instance(inst, strategy.classes)
-    p_table = table if pooled is inst else build_option_table(pooled)
     plans_on = [(pooled, p_table, strategy.classes)]
     if len(strategy.classes) > 1:  # unequal servers: also plan on all merged, then place
         merged = merged_instance(inst)
@@ -225,7 +230,8 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
 
-    search(lam0, settings.share_first_search if bounded else settings.share_search)
+    if not widened:
+        search(lam0, settings.share_first_search if bounded else settings.share_search)
     budget.lap("facility search")
     if not bounded:
         proof.notes.append(strategy.scope)
@@ -277,6 +283,36 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         budget.lap("re-placement milp")
     proof.timed_out = budget.expired()
     return proof
+
+
+def _first_plan_scope(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
+                      pooled: Instance, p_table: OptionTable, lam0: np.ndarray,
+                      settings: SolverSettings, budget: TimeBudget,
+                      stats: dict[str, Any]) -> Strategy:
+    """The first facility search over every allowed pair (not only each user's most similar
+    candidates: large groups form around publics far down many users' lists); when its plan
+    is the best, the bound's scope is widened to cover it (:func:`widen_to_publics`)."""
+    wide = None if inst.share_allowed.all() else inst.share_allowed
+    found = dense_search(pooled, p_table, lam0, pair_mask=wide, settings=settings,
+                         deadline=budget.deadline(settings.share_first_search))
+    plan = place_groups(inst, table, found, strategy.classes) if found is not None else None
+    if plan is None:
+        return strategy
+    size = np.bincount(plan.user_group, minlength=plan.n_groups)
+    order = np.argsort(-size, kind="stable")
+    publics = plan.public[order]
+    publics = publics[publics >= 0]
+    _, first = np.unique(publics, return_index=True)
+    widened = widen_to_publics(inst, strategy, publics[np.sort(first)],
+                               plan.public[plan.user_group], settings)
+    before = inc.pair_mask
+    inc.pair_mask = widened.pair_mask
+    if not inc.offer(plan, "facility search"):
+        inc.pair_mask = before  # the plan in the first scope stays the best
+        return strategy
+    stats.update(top_k=widened.top_k, scope_publics=int(min(len(first), dual_top_k(
+        inst, len(strategy.classes), settings) // 2)))
+    return widened
 
 
 def _result(inst: Instance, strategy: Strategy, inc: Incumbent, bound: Bound, proof: Proof,

@@ -21,7 +21,7 @@ An option table that does not fit ``max_table_bytes`` is refused with :class:`Ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ._dual import dual_top_k
 from ._instance import Instance
 from ._settings import SolverSettings
 
-__all__ = ["CapacityError", "Strategy", "choose_strategy"]
+__all__ = ["CapacityError", "Strategy", "choose_strategy", "widen_to_publics"]
 
 _TABLE_BYTES_PER_CELL = 9  # feasible (bool) + value0 (float64); gpu is a broadcast view
 
@@ -143,3 +143,28 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
              if not parts else "; ".join(parts))
     return Strategy(route=route, classes=classes, top_k=k, pair_mask=mask, scope=scope,
                     share_floor_users=floor_users)
+
+
+def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
+                     members: np.ndarray, settings: SolverSettings) -> Strategy:
+    """The dual route's scope after its first plan: every user may also share the plan's
+    largest groups' ``publics`` (large groups form around publics far down many users' most
+    similar lists), each user keeps its own pair in the plan (``members``: public per user,
+    -1 none), and the per-user candidates shrink so the entries still fit
+    ``max_dual_entries``. ``publics`` are taken largest group first, at most half the fit."""
+    allowed = inst.share_allowed
+    fits = dual_top_k(inst, len(strategy.classes), settings)
+    publics = publics[: max(fits // 2, 0)]
+    k = max(settings.min_dual_top_k, fits - len(publics))
+    mask = _top_k_mask(inst, allowed, min(k, inst.n_publics))
+    mask = np.array(allowed if mask is None else mask, dtype=bool, copy=True)
+    mask[publics] |= allowed[publics]
+    own = members >= 0
+    mask[members[own], np.flatnonzero(own)] = True
+    scope = (f"public prompts within each user's top-{k} most similar candidates (and its own "
+             f"prompt), among the {len(publics)} largest groups' public prompts of the first "
+             "plan, or the user's own group's there")
+    if not allowed.all():
+        scope += (f"; pairs at similarity >= {inst.min_share_similarity:.3g} "
+                  "(min_share_similarity)")
+    return replace(strategy, top_k=k, pair_mask=mask & allowed, scope=scope)
