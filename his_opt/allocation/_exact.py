@@ -287,6 +287,8 @@ def _neighbourhoods(inst: Instance, table: OptionTable, lpb: Any, classes: list[
         warm = model.encode(inc.decision, inst.total_steps)
         last = 2 * size > min(n_keep, settings.max_milp_options // expand)
         share = 0.5 if last else 0.4
+        if model.n_vars * settings.milp_seconds_per_var > budget.share(share):
+            break  # HiGHS could not even start it in the time it may use
         out = run_milp(model, "highs", budget.share(share), mip_gap, warm, inc.progress)
         if out.x is not None:
             inc.offer(model.decode(out.x), "neighbourhood milp")
@@ -311,6 +313,11 @@ def _reduced_milp(inst: Instance, table: OptionTable, lpb: Any, classes: list[li
         return
     model = build_compact_model(inst, table, opts, solo)
     stats["milp_vars"] = model.n_vars
+    if model.n_vars * settings.milp_seconds_per_var > budget.left():
+        proof.notes.append(f"the reduced MILP ({model.n_vars} variables) cannot start in the "
+                           "time left; the bound is the LP bound")
+        proof.timed_out = True
+        return
     warm = model.encode(inc.decision, inst.total_steps) if inc.decision is not None else None
     budget.lap("milp build")
     out = run_milp(model, "highs", budget.left(), mip_gap, warm, inc.progress,

@@ -257,6 +257,8 @@ def column_milp(inst: Instance, table: OptionTable, dec: Decision, mask: np.ndar
     if mask is not None:
         ok &= mask[p, n_]
     model = build_compact_model(inst, table, (p[ok], n_[ok], s_[ok], i[ok]))
+    if model.n_vars * settings.milp_seconds_per_var > time_limit:
+        return None  # HiGHS could not start it in the time given
     warm = model.encode(dec, inst.total_steps)
     out = solve_highs(model.c, model.A, model.row_lo, model.row_hi, model.col_lo, model.col_hi,
                       model.integrality, time_limit=max(time_limit, 0.05), mip_gap=mip_gap,

@@ -50,6 +50,10 @@ class SolverSettings:
     dual_seconds_per_entry: float = 2e-7
     """Measured cost of one price evaluation of the dual per entry; with less time than that
     for the bound, none is attempted (the result says so)."""
+    milp_seconds_per_var: float = 1e-4
+    """Measured start-up cost of HiGHS on the compact MILP per variable (26,000 variables: 5 s
+    before the first node, whatever the time limit); a MILP that could not start within its
+    share of the time is not built."""
     greedy_seconds_per_pair: float = 5e-8
     """Measured cost of one greedy threshold per (public, user) pair; the greedy grouping is
     skipped when even one threshold would outlast the time left."""
