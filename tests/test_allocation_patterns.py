@@ -97,8 +97,8 @@ def test_widened_scope_covers_the_plan_and_fits_the_entries() -> None:
     allowed = np.flatnonzero(inst.share_allowed[:, 0])
     members[0] = allowed[-1]
     publics = np.array([allowed[-1], 0, 1])
-    wide = widen_to_publics(inst, strategy, publics, members, settings)
-    assert wide.top_k == 2  # 4 fit per user, 2 of them go to the plan's publics
+    wide, opened = widen_to_publics(inst, strategy, publics, members, settings)
+    assert wide.top_k == 2 and opened == 2  # 4 fit per user, 2 go to the plan's publics
     assert wide.pair_mask[members[0], 0]
     assert not (wide.pair_mask & ~inst.share_allowed).any()
     for p in publics[:2]:

@@ -32,7 +32,7 @@ from ._evaluate import check_feasible, score_decision
 from ._heuristics import _complete, assign_servers, greedy_grouping
 from ._highs import solve_highs
 from ._instance import Instance
-from ._milp import build_compact_model
+from ._milp import build_compact_model, usable_options
 from ._options import OptionTable, build_option_table
 from ._result import (
     FEASIBLE_GAP,
@@ -148,8 +148,8 @@ def _coverable(inst: Instance, table: OptionTable, options: tuple[np.ndarray, ..
                solo: np.ndarray) -> np.ndarray:
     """Per user: some option meets its minimum quality with a feasible split, or it may go
     solo (then the MILP has a row it can cover; otherwise the restriction is infeasible)."""
-    p, n, s, i = options
-    ok = table.any_y[n, s, i] & (inst.quality(p, n, table.xs[i]) >= inst.min_quality[n])
+    ok = usable_options(inst, table, *options)
+    n = options[1]
     solo_ok = (solo & table.any_y[:, :, 0]).any(axis=1) & (inst.solo_quality >= inst.min_quality)
     return solo_ok | (np.bincount(n[ok], minlength=inst.n_users) > 0)
 

@@ -245,9 +245,11 @@ def _server_patterns(inst: Instance, table: OptionTable, lpb: Any, strategy: Str
     dual = KnapsackDual(inst, table, classes, pair_mask=mask, max_units=settings.pattern_max_units)
     start, prices, rounds = plan_patterns(dual, inc.decision, classes), lpb.user_price, 0
     best = math.inf
-    for _ in range(settings.pattern_phases):
+    for phase in range(settings.pattern_phases):
         cg = column_generation(dual, start, prices, target=inc.objective, mip_gap=mip_gap,
-                               deadline=budget.deadline(settings.share_patterns))
+                               deadline=budget.deadline(settings.share_patterns),
+                               min_rounds=settings.pattern_min_rounds if phase == 0 else 1,
+                               smoothing=settings.pattern_smoothing)
         rounds += cg.rounds
         best = min(best, cg.value)
         if cg.value < proof.bound:

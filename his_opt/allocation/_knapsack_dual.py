@@ -14,7 +14,7 @@ constraints are the users' "served exactly once" rows instead, with a price ``pi
 
 ``L(pi) = sum_n pi_n + sum_n (v_dev_n - pi_n)^+ + sum_s Z_s(pi)`` bounds the optimum (weak
 duality), whatever ``pi``. To keep the knapsacks small and the bound valid, GPU costs are
-rounded *down* to multiples of ``delta_s = beta_s / resolution`` (coarser when the budget
+rounded *down* to multiples of ``delta_s = beta_s`` (one edge step; coarser when the budget
 would hold more than ``max_units``; the budget is rounded down to whole units, and any real
 plan still fits), the launch overhead ``alpha K`` is dropped and ``max_groups``
 is relaxed (all costs: the value can only rise). Identical servers are solved once.
@@ -109,13 +109,11 @@ class _Server:
 
 
 class KnapsackDual:
-    """``L(pi)`` and a subgradient; see the module docstring. ``pair_mask`` (public x user)
-    restricts who may share which public; the bound then covers that restriction."""
+    """``L(pi)`` and the patterns behind it; see the module docstring. ``pair_mask`` (public x
+    user) restricts who may share which public; the bound then covers that restriction."""
 
     def __init__(self, inst: Instance, table: OptionTable, classes: list[list[int]], *,
-                 pair_mask: np.ndarray | None = None, resolution: int = 1,
-                 max_units: int = 160) -> None:
-        self.inst = inst
+                 pair_mask: np.ndarray | None = None, max_units: int = 160) -> None:
         N, P = inst.n_users, inst.n_publics
         wq = inst.weights[0]
         gx = table.xs[1:]
@@ -132,7 +130,7 @@ class KnapsackDual:
         for cls in classes:
             s = cls[0]
             beta = float(inst.beta[s])
-            delta = max(beta / resolution, float(inst.budget_s[s]) / max_units, 1e-12)
+            delta = max(beta, float(inst.budget_s[s]) / max_units, 1e-12)
             units = np.floor(table.gpu[0, s] / delta + _EPS).astype(np.int64)  # (X+1, Y)
             val = np.where(table.feasible[:, s], table.value0[:, s], -np.inf)  # (N, X+1, Y)
             member = quality[:, :, :, None] + val[:, None, 1:, :]
@@ -157,17 +155,13 @@ class KnapsackDual:
         self.max_groups = inst.scenario.max_groups
         self.group_steps = gx
 
-    def evaluate(self, pi: np.ndarray) -> tuple[float, np.ndarray]:
-        """``L(pi)`` and its subgradient ``1 - times each user is served``."""
-        served = (self.v_dev - pi > 0).astype(float)
+    def evaluate(self, pi: np.ndarray) -> tuple[float, list[tuple[float, Pattern]]]:
+        """``L(pi)`` and, per server class, its knapsack value and pattern at ``pi``."""
         value = float(pi.sum() + np.maximum(self.v_dev - pi, 0.0).sum())
-        self.last_patterns = []
-        for sv in self.servers:
-            z, pattern = _server_knapsack(sv, pi)
+        solved = [_server_knapsack(sv, pi) for sv in self.servers]
+        for sv, (z, _) in zip(self.servers, solved, strict=True):
             value += sv.count * z
-            served += sv.count * pattern.served(self.n_users)
-            self.last_patterns.append((z, pattern))
-        return value, 1.0 - served
+        return value, solved
 
 
 def _server_knapsack(sv: _Server, pi: np.ndarray) -> tuple[float, Pattern]:
@@ -344,12 +338,12 @@ def column_generation(dual: KnapsackDual, start: list[list[Pattern]], pi0: np.nd
         for pat in pats:
             add(k, pat)
     t0 = time.perf_counter()
-    best, _ = dual.evaluate(pi0)
+    best, solved = dual.evaluate(pi0)
     best_pi = np.asarray(pi0, dtype=float).copy()
     if (time.perf_counter() - t0) * min_rounds > deadline - time.perf_counter():
         return ColumnBound(value=best, prices=best_pi, patterns=patterns, rounds=1,
                            too_slow=True)
-    for k, (_, pat) in enumerate(dual.last_patterns):
+    for k, (_, pat) in enumerate(solved):
         add(k, pat)
     dev_ok = np.isfinite(dual.v_dev)
     big = 1e3 * (1.0 + float(np.max(np.abs(dual.v_dev[dev_ok]), initial=1.0)))
@@ -363,9 +357,9 @@ def column_generation(dual: KnapsackDual, start: list[list[Pattern]], pi0: np.nd
             break
         for alpha in (smoothing, 0.0):  # a smoothed step; the master's prices if it misprices
             trial = alpha * best_pi + (1 - alpha) * pi
-            value, _ = dual.evaluate(trial)
+            value, solved = dual.evaluate(trial)
             before = len(cols)
-            for k, (_, pat) in enumerate(dual.last_patterns):
+            for k, (_, pat) in enumerate(solved):
                 add(k, pat)
             if value < best:
                 best, best_pi = value, trial

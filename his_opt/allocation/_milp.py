@@ -42,7 +42,7 @@ from ._decision import Decision
 from ._instance import Instance
 from ._options import OptionTable
 
-__all__ = ["CompactModel", "all_options", "build_compact_model"]
+__all__ = ["CompactModel", "all_options", "build_compact_model", "usable_options"]
 
 
 @dataclass(eq=False)
@@ -161,6 +161,15 @@ class CompactModel:
             if self.j_f[j] >= 0 and dec.y[n] == total_steps - x:
                 v[off["F"] + self.j_f[j]] = 1
         return v
+
+
+def usable_options(inst: Instance, table: OptionTable, p: np.ndarray, n: np.ndarray,
+                   s: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Mask of the group options ``(p, n, s, i)`` a user can take: some ``y`` meets the ranges
+    and the deadline, the quality meets its ``min_quality`` and the pair is not below the
+    similarity floor (the rule :func:`all_options` applies to the whole grid)."""
+    return (table.any_y[n, s, i] & (inst.quality(p, n, table.xs[i]) >= inst.min_quality[n])
+            & inst.share_allowed[p, n])
 
 
 def all_options(

@@ -19,7 +19,7 @@ from ._dual import ServerDual
 from ._heuristics import assign_servers, ufl_search
 from ._highs import solve_highs
 from ._instance import Instance
-from ._milp import build_compact_model
+from ._milp import build_compact_model, usable_options
 from ._options import OptionTable
 from ._settings import SolverSettings
 from ._split import greedy_split
@@ -252,8 +252,7 @@ def column_milp(inst: Instance, table: OptionTable, dec: Decision, mask: np.ndar
     p_, n_, s_ = (a.ravel() for a in np.meshgrid(np.arange(len(pp)), np.arange(N), np.arange(S),
                                                   indexing="ij"))
     p, i = pp[p_], pi[p_]
-    ok = (table.any_y[n_, s_, i] & (inst.quality(p, n_, table.xs[i]) >= inst.min_quality[n_])
-          & inst.share_allowed[p, n_])
+    ok = usable_options(inst, table, p, n_, s_, i)
     if mask is not None:
         ok &= mask[p, n_]
     model = build_compact_model(inst, table, (p[ok], n_[ok], s_[ok], i[ok]))

@@ -48,7 +48,7 @@ import numpy as np
 from ._decision import Decision
 from ._diagnose import diagnose
 from ._distributed import RayPriceEvaluator
-from ._dual import Bound, ServerDual, dual_bound, dual_top_k
+from ._dual import Bound, ServerDual, dual_bound
 from ._evaluate import score_decision
 from ._exact import (
     Proof,
@@ -303,15 +303,14 @@ def _first_plan_scope(inst: Instance, table: OptionTable, strategy: Strategy, in
     publics = plan.public[order]
     publics = publics[publics >= 0]
     _, first = np.unique(publics, return_index=True)
-    widened = widen_to_publics(inst, strategy, publics[np.sort(first)],
-                               plan.public[plan.user_group], settings)
+    widened, opened = widen_to_publics(inst, strategy, publics[np.sort(first)],
+                                       plan.public[plan.user_group], settings)
     before = inc.pair_mask
     inc.pair_mask = widened.pair_mask
     if not inc.offer(plan, "facility search"):
         inc.pair_mask = before  # the plan in the first scope stays the best
         return strategy
-    stats.update(top_k=widened.top_k, scope_publics=int(min(len(first), dual_top_k(
-        inst, len(strategy.classes), settings) // 2)))
+    stats.update(top_k=widened.top_k, scope_publics=opened)
     return widened
 
 

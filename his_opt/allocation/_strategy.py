@@ -132,13 +132,12 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
                             share_floor_users=floor_users)
         k = None if fits >= inst.n_publics else fits
     mask = _top_k_mask(inst, allowed, k)
-    floor = inst.min_share_similarity
     parts = []
     if k is not None:
         parts.append(f"public prompts within each user's top-{k} most similar candidates "
                      "(and its own prompt)")
     if not allowed.all():
-        parts.append(f"pairs at similarity >= {floor:.3g} (min_share_similarity)")
+        parts.append(_floor_scope(inst))
     scope = ("all groupings, public prompts, servers, common steps and splits"
              if not parts else "; ".join(parts))
     return Strategy(route=route, classes=classes, top_k=k, pair_mask=mask, scope=scope,
@@ -146,12 +145,13 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
 
 
 def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
-                     members: np.ndarray, settings: SolverSettings) -> Strategy:
+                     members: np.ndarray, settings: SolverSettings) -> tuple[Strategy, int]:
     """The dual route's scope after its first plan: every user may also share the plan's
     largest groups' ``publics`` (large groups form around publics far down many users' most
     similar lists), each user keeps its own pair in the plan (``members``: public per user,
     -1 none), and the per-user candidates shrink so the entries still fit
-    ``max_dual_entries``. ``publics`` are taken largest group first, at most half the fit."""
+    ``max_dual_entries``. ``publics`` are taken largest group first, at most half the fit;
+    returns the widened strategy and how many publics it opened to everyone."""
     allowed = inst.share_allowed
     fits = dual_top_k(inst, len(strategy.classes), settings)
     publics = publics[: max(fits // 2, 0)]
@@ -165,6 +165,9 @@ def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
              f"prompt), among the {len(publics)} largest groups' public prompts of the first "
              "plan, or the user's own group's there")
     if not allowed.all():
-        scope += (f"; pairs at similarity >= {inst.min_share_similarity:.3g} "
-                  "(min_share_similarity)")
-    return replace(strategy, top_k=k, pair_mask=mask & allowed, scope=scope)
+        scope += "; " + _floor_scope(inst)
+    return replace(strategy, top_k=k, pair_mask=mask & allowed, scope=scope), len(publics)
+
+
+def _floor_scope(inst: Instance) -> str:
+    return f"pairs at similarity >= {inst.min_share_similarity:.3g} (min_share_similarity)"
