@@ -167,3 +167,21 @@ def test_optimistic_merged_servers_relax_the_instance(seed: int) -> None:
     pessimistic = merged_instance(inst)
     assert pessimistic.beta[0] == inst.beta.max()
     assert merged_instance(inst, optimistic=True).beta[0] == inst.beta.min()
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_servers_pooled_by_profile_relax_the_instance(seed: int) -> None:
+    from his_opt.allocation._exact import pooled_instance
+
+    inst = tiny_instance(seed, n_users=5, server_budget_fractions=(0.5, 0.3, 0.2),
+                         batch_caps=(3, 2, 1), mixed_profiles=True)
+    profiles = inst.servers_by_profile()
+    assert profiles == [[0, 2], [1]]  # servers 1 and 3 share the base profile, not budget/cap
+    assert len(inst.servers_identical()) == 3
+    best, _ = brute_force(inst)
+    assert math.isfinite(best)
+    pooled = pooled_instance(inst, profiles)
+    assert pooled.n_servers == 2 and pooled.budget_s[0] == pytest.approx(inst.budget_s[[0, 2]].sum())
+    assert pooled.beta[0] == inst.beta[[0, 2]].min() and pooled.batch_images[0] == 3
+    relaxed, _ = brute_force(pooled)
+    assert relaxed >= best - 1e-9

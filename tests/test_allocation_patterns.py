@@ -6,6 +6,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,22 @@ def test_dual_route_bound_holds_with_a_widened_scope() -> None:
     assert res.objective <= best + 1e-7 * max(1.0, abs(best))
     assert "scope_publics" in res.stats and "largest groups" in res.bound_scope
     assert res.stats["dual_bound"] >= res.objective - 1e-7 * max(1.0, abs(res.objective))
+
+
+def test_dual_route_on_unequal_servers_bounds_by_profile_then_by_server() -> None:
+    """Three unequal servers, two GPU profiles, forced onto the dual route over every
+    candidate: the profile-pooled bound and the per-server one that starts from its prices
+    both lie above the exact optimum, and the reported bound is the smaller."""
+    from his_opt.allocation import SolverSettings
+
+    inst = tiny_instance(3, n_users=7, server_budget_fractions=(0.4, 0.2, 0.15),
+                         batch_caps=(3, 2, 1), mixed_profiles=True)
+    best, _ = exact_optimum(inst)
+    assert math.isfinite(best)
+    res = solve(inst, time_limit=20, settings=SolverSettings(enumerate_users=0, exact_users=0))
+    assert res.method == "dual" and res.stats["top_k"] is None
+    tol = 1e-7 * max(1.0, abs(best))
+    assert res.stats["merged_bound"] >= best - tol and res.stats["dual_bound"] >= best - tol
+    assert res.bound == pytest.approx(max(min(res.stats["merged_bound"], res.stats["dual_bound"]),
+                                          res.objective))
+    assert res.plan is not None and check_feasible(inst, res.plan.to_decision(inst)) == []

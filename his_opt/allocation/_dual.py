@@ -142,39 +142,53 @@ class ServerDual:
         return float(cap) if cap is not None else 0.0
 
     def _ascend(self, rounds: int, deadline: float) -> np.ndarray | None:
-        """Dual ascent from every user's best value; None when a user has no option."""
-        en, ec, ew, v0 = self.en, self.ec, self.ew, self.v0
-        starts, ends = self.starts, self.ends
+        """Dual ascent from every user's best value; None when a user has no option. Users
+        stop one by one (most within a few dozen rounds), so the rounds run on the entries of
+        the users still moving, the stopped ones' column sums kept fixed."""
         n_users = self.inst.n_users
-        has = ends > starts
-        last = max(len(ew) - 1, 0)
-        top = np.where(has, ew[np.minimum(starts, last)] if len(ew) else -np.inf, -np.inf)
-        pi = np.maximum(top, v0)
+        has = self.ends > self.starts
+        last = max(len(self.ew) - 1, 0)
+        top = np.where(has, self.ew[np.minimum(self.starts, last)] if len(self.ew) else -np.inf,
+                       -np.inf)
+        pi = np.maximum(top, self.v0)
         if not np.all(np.isfinite(pi)):
             return None
-        if len(ew) == 0:
+        if len(self.ew) == 0:
             return pi  # no column is worth more than going solo: pi = v0 is optimal
         moving = np.ones(n_users, dtype=bool)
         tol = 1e-9 * max(1.0, float(np.abs(pi).max()))
+        fixed = np.zeros(self.n_cols)  # column sums of the users that stopped
+        en, ec, ew = self.en, self.ec, self.ew
+        starts, ends = self.starts, self.ends
         for _ in range(rounds):
             diff = ew - pi[en]
             act = diff > -tol
-            s_c = np.bincount(ec, weights=np.maximum(diff, 0.0), minlength=self.n_cols)
+            s_c = fixed + np.bincount(ec, weights=np.maximum(diff, 0.0), minlength=self.n_cols)
             slack = np.maximum(self.f - s_c, 0.0)
             a_c = np.bincount(ec[act & moving[en]], minlength=self.n_cols)
             share = np.where(a_c > 0, slack / np.maximum(a_c, 1), np.inf)
             cap = np.where(act, share[ec], np.inf)
+            top_w = max(len(ew) - 1, 0)
             idx = starts + np.bincount(en, weights=act, minlength=n_users).astype(np.int64)
-            nxt = np.maximum(np.where(idx < ends, ew[np.minimum(idx, last)], -np.inf), v0)
+            nxt = np.maximum(np.where(idx < ends, ew[np.minimum(idx, top_w)], -np.inf), self.v0)
             room = np.full(n_users, np.inf)
+            live = ends > starts
             if len(cap):
-                room[has] = np.minimum.reduceat(cap, starts[has])
+                room[live] = np.minimum.reduceat(cap, starts[live])
             step = np.minimum(pi - nxt, room)
             step = np.where(moving & np.isfinite(step), np.maximum(step, 0.0), 0.0)
             moving &= step > tol
             if not moving.any() or time.perf_counter() > deadline:
                 break
             pi = pi - step
+            keep = moving[en]
+            if 2 * int(keep.sum()) < len(en):  # compact: the stopped users' sums go fixed
+                gone = ~keep
+                fixed += np.bincount(ec[gone], weights=np.maximum(ew[gone] - pi[en[gone]], 0.0),
+                                     minlength=self.n_cols)
+                en, ec, ew = en[keep], ec[keep], ew[keep]
+                starts = np.searchsorted(en, np.arange(n_users))
+                ends = np.searchsorted(en, np.arange(n_users), side="right")
         return pi
 
     def _polish(self, pi: np.ndarray, target: float, rounds: int,
@@ -243,48 +257,56 @@ def _bundle_step(points: list[tuple[np.ndarray, float, np.ndarray]], center: np.
 def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline: float,
                  grid_oracle: Any = None
                  ) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float, np.ndarray]]]:
-    """The best multiple ``t z0`` of the start prices (all at one level when ``z0`` is 0) on a
-    geometric grid, refined by a golden-section search; every point becomes a bundle cut.
-    ``grid_oracle`` (a list of prices -> their values) evaluates the grid at once (Ray)."""
+    """The best multiple ``t z0`` of the start prices (all at one level when ``z0`` is 0):
+    bracketed by doubling or halving ``t`` from 1 while the value falls (or, with
+    ``grid_oracle``, a list of prices -> their values on Ray, the whole ``price_grid`` at
+    once), then refined by a golden-section search; every point becomes a bundle cut. The
+    values are those of an inexact inner minimisation, so only values steer the search: the
+    price subgradients it returns are biased (too few columns open), not reliable signs."""
     base = z0 if np.any(z0 > 0) else np.ones_like(z0)
     points: list[tuple[np.ndarray, float, np.ndarray]] = []
+    seen: dict[float, float] = {}
 
     def at(t: float) -> float:
-        z = base * t
-        v, g = oracle(z)
-        if math.isfinite(v):
-            points.append((z, v, g))
-        return v
-
-    grid = [0.0] + [float(t) for t in settings.price_grid]
-    vals = []
-    if grid_oracle is not None:
-        for t, (v, g) in zip(grid, grid_oracle([base * t for t in grid]), strict=True):
-            vals.append(v)
+        if t not in seen:
+            v, g = oracle(base * t)
+            seen[t] = v
             if math.isfinite(v):
                 points.append((base * t, v, g))
-    for t in grid[len(vals):]:
-        if time.perf_counter() > deadline and vals:
-            break
-        vals.append(at(t))
-    grid = grid[: len(vals)]
-    k = int(np.argmin(vals))
-    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(vals) - 1)]
-    best_t, best_v = grid[k], vals[k]
+        return seen[t]
+
+    def late() -> bool:
+        return time.perf_counter() > deadline and bool(seen)
+
+    if grid_oracle is not None:
+        grid = [float(t) for t in settings.price_grid]
+        for t, (v, g) in zip(grid, grid_oracle([base * t for t in grid]), strict=True):
+            seen[t] = v
+            if math.isfinite(v):
+                points.append((base * t, v, g))
+    else:
+        lo_t, hi_t = min(settings.price_grid), max(settings.price_grid)
+        at(1.0)
+        step = 1.5 if late() or at(1.5) < at(1.0) else 1 / 1.5
+        t = 1.0
+        while not late() and lo_t <= t * step <= hi_t and at(t * step) < at(t):
+            t *= step
+        if not late():
+            at(t * step)
+    ts = sorted(seen)
+    k = int(np.argmin([seen[t] for t in ts]))
+    lo, hi = ts[max(k - 1, 0)], ts[min(k + 1, len(ts) - 1)]
     phi = (math.sqrt(5) - 1) / 2
     for _ in range(settings.golden_steps):
-        if time.perf_counter() > deadline or hi - lo < 1e-3 * max(hi, 1e-9):
+        if late() or hi - lo < 1e-3 * max(hi, 1e-9):
             break
         a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
-        va, vb = at(a), at(b)
-        for t, v in ((a, va), (b, vb)):
-            if v < best_v:
-                best_t, best_v = t, v
-        if va <= vb:
+        if at(a) <= at(b):
             hi = b
         else:
             lo = a
-    return base * best_t, best_v, points
+    best_t = min(seen, key=seen.__getitem__)
+    return base * best_t, seen[best_t], points
 
 
 def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
@@ -304,8 +326,10 @@ def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
 
     def oracle(z: np.ndarray, polish: bool = False) -> tuple[float, np.ndarray]:
         lam, mu = z[: len(classes)], (z[-1] if with_mu else 0.0)
-        end = deadline if polish else search_end
-        each = max((end - time.perf_counter()) / (1 if polish else 3), 0.02)
+        # a search evaluation may run past the search's end (a truncated ascent gives a
+        # useless value), never past half of what the bound has left
+        left = deadline - time.perf_counter()
+        each = max(left if polish else left / 2, 0.02)
         val, g_lam, g_mu = dual.evaluate(lam, mu, target=target, settings=settings,
                                          deadline=time.perf_counter() + each, polish=polish)
         return val, np.concatenate([g_lam, [g_mu] if with_mu else []])
@@ -326,6 +350,9 @@ def dual_bound(dual: ServerDual, *, lam0: np.ndarray, target: float, scope: str,
         predicted = best_v - model
         if not math.isfinite(model) or predicted <= 1e-9 * max(1.0, abs(best_v)):
             break
+        if any(np.allclose(cand, zj, rtol=1e-6, atol=1e-9) for zj, _, _ in points):
+            radius = radius * 0.5  # the model points at a price already evaluated
+            continue
         v, g = oracle(cand)
         evals += 1
         if not math.isfinite(v):

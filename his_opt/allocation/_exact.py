@@ -47,19 +47,26 @@ class Proof:
 
 
 def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
-    """One server per class of interchangeable servers, with the class's summed budget (a
-    relaxation: any plan of ``inst`` is a plan of the pooled instance)."""
+    """One server per class with the class's summed budget and every cost figure at the class's
+    smallest (its largest batch cap): a relaxation, since any plan of ``inst`` is a plan of the
+    pooled instance worth at least as much. Exact pooling for classes of interchangeable
+    servers; a looser one for servers of one GPU profile with different budgets or caps."""
     if all(len(c) == 1 for c in classes):
         return inst
-    rep = np.array([c[0] for c in classes])
+    rep = [c[int(np.argmin(inst.beta[c]))] for c in classes]
     servers = tuple(
-        replace(inst.servers[c[0]], name=f"pool{k}", budget_s=float(inst.budget_s[c].sum()))
-        for k, c in enumerate(classes)
+        replace(inst.servers[r], name=f"pool{k}", budget_s=float(inst.budget_s[c].sum()))
+        for k, (r, c) in enumerate(zip(rep, classes, strict=True))
     )
+
+    def low(a: np.ndarray) -> np.ndarray:
+        return np.array([a[c].min() for c in classes])
+
     return replace(
-        inst, servers=servers, tau_pub=inst.tau_pub[rep], tau_one=inst.tau_one[rep],
-        alpha=inst.alpha[rep], beta_raw=inst.beta_raw[rep], beta=inst.beta[rep],
-        batch_images=inst.batch_images[rep], power_w=inst.power_w[rep],
+        inst, servers=servers, tau_pub=low(inst.tau_pub), tau_one=low(inst.tau_one),
+        alpha=low(inst.alpha), beta_raw=low(inst.beta_raw), beta=low(inst.beta),
+        power_w=low(inst.power_w),
+        batch_images=np.array([inst.batch_images[c].max() for c in classes]),
         budget_s=np.array([inst.budget_s[c].sum() for c in classes]),
     )
 
@@ -67,20 +74,20 @@ def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
 def merged_instance(inst: Instance, *, optimistic: bool = False) -> Instance:
     """Every server merged into one with the summed budget. Pessimistic (default): every cost
     figure at its largest (the smallest batch), so a plan of it placed on the real servers
-    costs no more than it modelled: a start for a plan. Optimistic: every figure at its
-    smallest (the largest batch), so every plan of ``inst`` is a plan of it worth at least as
-    much: its bounds bound ``inst`` (a relaxation)."""
-    pick, batch = (np.min, np.max) if optimistic else (np.max, np.min)
-    s0 = int(np.argmin(inst.beta) if optimistic else np.argmax(inst.beta))
+    costs no more than it modelled: a start for a plan. Optimistic: :func:`pooled_instance`
+    with one class, a relaxation whose bounds bound ``inst``."""
+    if optimistic:
+        return pooled_instance(inst, [list(range(inst.n_servers))])
+    s0 = int(np.argmax(inst.beta))
     one = (replace(inst.servers[s0], name="merged", budget_s=float(inst.budget_s.sum())),)
 
     def f(a: np.ndarray) -> np.ndarray:
-        return np.array([pick(a)])
+        return np.array([np.max(a)])
 
     return replace(
         inst, servers=one, tau_pub=f(inst.tau_pub), tau_one=f(inst.tau_one),
         alpha=f(inst.alpha), beta_raw=f(inst.beta_raw), beta=f(inst.beta),
-        power_w=f(inst.power_w), batch_images=np.array([batch(inst.batch_images)]),
+        power_w=f(inst.power_w), batch_images=np.array([np.min(inst.batch_images)]),
         budget_s=np.array([float(inst.budget_s.sum())]),
     )
 

@@ -147,6 +147,16 @@ class Instance:
             classes.setdefault(key, []).append(s)
         return list(classes.values())
 
+    def servers_by_profile(self) -> list[list[int]]:
+        """Classes of servers with equal per-step figures (one GPU profile), whatever their
+        budgets and batch caps: pooled at their smallest figures they relax the instance."""
+        classes: dict[tuple[float, ...], list[int]] = {}
+        for s in range(self.n_servers):
+            key = (float(self.tau_pub[s]), float(self.tau_one[s]), float(self.alpha[s]),
+                   float(self.beta_raw[s]), float(self.power_w[s]))
+            classes.setdefault(key, []).append(s)
+        return list(classes.values())
+
 
 def public_candidates(prompts: Sequence[str], candidates: Sequence[str] | None = None) -> list[str]:
     """The public-prompt candidates of an instance: ``candidates`` deduplicated in order, or by

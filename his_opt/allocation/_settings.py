@@ -47,9 +47,10 @@ class SolverSettings:
     dense_seconds_per_cell: float = 1e-7
     """Measured cost of building the dense search's table (per column x user cell, this
     machine); a search whose table would outlast its share of the time is skipped."""
-    dual_seconds_per_entry: float = 2e-7
-    """Measured cost of one price evaluation of the dual per entry; with less time than that
-    for the bound, none is attempted (the result says so)."""
+    dual_seconds_per_entry: float = 1e-6
+    """Measured cost of one price evaluation of the dual per entry (1,000 users / 4 identical:
+    2.6 million entries, 2.5-3.6 s each, ascent and entries); with less time than one
+    evaluation for the bound, none is attempted (the result says so)."""
     milp_seconds_per_var: float = 1e-4
     """Measured start-up cost of HiGHS on the compact MILP per variable (26,000 variables: 5 s
     before the first node, whatever the time limit); a MILP that could not start within its
@@ -62,7 +63,8 @@ class SolverSettings:
     polish_rounds: int = 300
     """Subgradient rounds that lower the dual value of the best price."""
     price_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-    """Multiples of the start prices tried before the bundle method (a line search)."""
+    """Multiples of the start prices: the range the line search brackets in (doubling or
+    halving from 1), and the points it evaluates at once when the evaluations run on Ray."""
     golden_steps: int = 5
     """Golden-section refinements of the best multiple."""
     search_share: float = 0.4
@@ -115,8 +117,9 @@ class SolverSettings:
     share_dual_one_class: float = 0.8
     """Share for the Lagrangian bound when every server is in one class (no merged-servers
     bound follows; 1,000 users / 4 identical at 60 s: 1.59% -> 1.04% against 0.6)."""
-    share_merged_bound: float = 0.3
-    """Share of the time left for the merged-servers bound (unequal servers, large instances)."""
+    share_second_bound: float = 0.3
+    """Share of the time left for the per-class bound that follows the merged-servers one
+    (servers of one profile with unequal budgets or caps, large instances)."""
     share_diagnose: float = 0.5
     """Share of the time left for the infeasibility diagnosis (the rest is the margin)."""
     return_margin_s: float = 0.05

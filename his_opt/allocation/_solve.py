@@ -201,15 +201,14 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                                      settings, budget, stats)
         proof.scope = strategy.scope
     mask = strategy.pair_mask
-    dual, entry_cost = None, math.inf
+    dual, steps, pairs = None, _bound_steps(inst, strategy, settings), None
     if bounded:
         if mask is None:
             pairs = np.divmod(np.arange(inst.n_publics * inst.n_users), inst.n_users)
         else:
             pairs = np.nonzero(mask)
-        entry_cost = (len(pairs[0]) * len(strategy.classes) * len(inst.x_values)
-                      * settings.dual_seconds_per_entry)
-        dual = ServerDual(inst, table, strategy.classes, pairs)
+        if len(steps) == 1:
+            dual = _server_dual(inst, table, strategy.classes, pairs)
     plans_on = [(pooled, p_table, strategy.classes)]
     if len(strategy.classes) > 1:  # unequal servers: also plan on all merged, then place
         merged = merged_instance(inst)
@@ -225,10 +224,14 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
             if found is not None:
                 searched = True
                 inc.offer(place_groups(inst, table, found, classes), "facility search")
-        if not searched and bounded and entry_cost < budget.share(settings.share_search):
+        if (not searched and dual is not None and dual.inst is inst
+                and dual_cost(dual) < budget.share(settings.share_search)):
             inc.offer(priced_plan(dual, table, lam_cls, settings=settings,
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
+
+    def dual_cost(d: ServerDual) -> float:
+        return len(d.en) * settings.dual_seconds_per_entry
 
     if not widened:
         search(lam0, settings.share_first_search if bounded else settings.share_search)
@@ -242,36 +245,37 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         budget.lap("facility search")
         proof.timed_out = budget.expired()
         return proof
-    if entry_cost > budget.share(settings.share_bound):
+    first_cost = (len(pairs[0]) * len(steps[0][0]) * len(inst.x_values)
+                  * settings.dual_seconds_per_entry)
+    if first_cost > budget.share(settings.share_bound):
         proof.notes.append("no time left for the Lagrangian bound; the plan has no bound")
         proof.timed_out = True
         return proof
-    evaluator = None
-    if ray_address is not None:
-        evaluator = RayPriceEvaluator(ray_address)
-        evaluator.bind(dual)
-        budget.lap("ray setup")
-    one_class = len(strategy.classes) == 1  # no second (merged-servers) bound to share with
-    b = dual_bound(dual, lam0=lam0, target=inc.objective, scope=strategy.scope,
-                   settings=settings, budget=budget, evaluator=evaluator,
-                   time_share=settings.share_dual_one_class if one_class else settings.share_bound)
+    evaluator = RayPriceEvaluator(ray_address) if ray_address is not None else None
+    budget.lap("ray setup")
+    server_price, start = None, prices
+    for classes, share, key in steps:
+        if server_price is not None and budget.left() <= 1.0:
+            break
+        d = dual if dual is not None else _server_dual(inst, table, classes, pairs)
+        if evaluator is not None:
+            evaluator.bind(d)
+        b = dual_bound(d, lam0=_class_prices(start, classes), target=inc.objective,
+                       scope=strategy.scope, settings=settings, budget=budget,
+                       evaluator=evaluator, time_share=share)
+        stats.update({key: b.value, f"{key}_evaluations": b.evaluations,
+                      f"{key}_entries": len(d.en)})
+        start = _server_prices(inst, classes, d, b.server_price)
+        if server_price is None or b.value < proof.bound:  # the smaller valid bound is valid
+            proof.bound, server_price = b.value, start
+        if d.inst is inst:
+            dual = d
     if evaluator is not None:
         stats.update(ray_tasks=evaluator.tasks, ray_cpus=evaluator.workers)
-    proof.bound, proof.prices = b.value, b.server_price
-    if len(strategy.classes) > 1 and budget.left() > 1.0:
-        # a second relaxation: all servers merged at their smallest figures, one price; the
-        # smaller of two valid bounds is valid, and on unequal servers this one is often tighter
-        merged = merged_instance(inst, optimistic=True)
-        m_dual = ServerDual(merged, build_option_table(merged), [[0]], pairs)
-        mb = dual_bound(m_dual, lam0=np.array([float(lam0.mean())]), target=inc.objective,
-                        scope=strategy.scope, settings=settings, budget=budget,
-                        time_share=settings.share_merged_bound)
-        stats["merged_bound"] = mb.value
-        proof.bound = min(proof.bound, mb.value)
+    proof.prices = server_price
     budget.lap("dual bound")
-    stats.update(dual_bound=b.value, dual_evaluations=b.evaluations, dual_entries=len(dual.en))
     inc.note("bound", bound=proof.bound)
-    lam_cls = np.array([b.server_price[c[0]] for c in strategy.classes])
+    lam_cls = np.array([server_price[c[0]] for c in strategy.classes])
     for mult in (1.0, 0.99, 1.01):
         if budget.left() <= 0.5:
             break
@@ -283,6 +287,46 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         budget.lap("re-placement milp")
     proof.timed_out = budget.expired()
     return proof
+
+
+def _server_dual(inst: Instance, table: OptionTable, classes: list[list[int]],
+                 pairs: tuple[np.ndarray, np.ndarray]) -> ServerDual:
+    """The Lagrangian dual over ``classes``: on ``inst`` itself when every class holds
+    interchangeable servers, else on their pooled relaxation (:func:`pooled_instance`)."""
+    ident = {s: k for k, c in enumerate(inst.servers_identical()) for s in c}
+    if all(len({ident[s] for s in c}) == 1 for c in classes):
+        return ServerDual(inst, table, classes, pairs)
+    relaxed = pooled_instance(inst, classes)
+    return ServerDual(relaxed, build_option_table(relaxed), [[k] for k in range(len(classes))],
+                      pairs)
+
+
+def _bound_steps(inst: Instance, strategy: Strategy, settings: SolverSettings
+                 ) -> list[tuple[list[list[int]], float, str]]:
+    """The Lagrangian bounds to compute, in order, with their time shares and stats keys.
+    Servers of one GPU profile that differ in budget or cap: first the servers of each profile
+    merged (fewer entries, so more price evaluations fit: often the tighter bound), then
+    the per-class dual from its prices; otherwise the per-class dual alone."""
+    profiles = inst.servers_by_profile()
+    if len(profiles) < len(strategy.classes):
+        return [(profiles, settings.share_bound, "merged_bound"),
+                (strategy.classes, settings.share_second_bound, "dual_bound")]
+    one = len(strategy.classes) == 1
+    return [(strategy.classes, settings.share_dual_one_class if one else settings.share_bound,
+             "dual_bound")]
+
+
+def _class_prices(prices: np.ndarray, classes: list[list[int]]) -> np.ndarray:
+    return np.array([float(prices[c].mean()) for c in classes])
+
+
+def _server_prices(inst: Instance, classes: list[list[int]], dual: ServerDual,
+                   price: np.ndarray) -> np.ndarray:
+    """The dual's prices (per server of ``dual.inst``) on the real servers of each class."""
+    out = np.zeros(inst.n_servers)
+    for c, dc in zip(classes, dual.classes, strict=True):
+        out[c] = price[dc[0]]
+    return out
 
 
 def _first_plan_scope(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
