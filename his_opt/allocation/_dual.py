@@ -118,24 +118,34 @@ class ServerDual:
         self.ends = np.searchsorted(self.en, np.arange(inst.n_users), side="right")
         self.lam, self.mu = lam, mu
 
-    def _value(self, pi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    def _value(self, pi: np.ndarray, part: tuple[np.ndarray, ...] | None = None
+               ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """``D`` at ``pi`` and the current prices, its ``pi``-subgradient, its price
-        subgradient (budget minus relaxed GPU use per class) and its ``mu``-subgradient."""
+        subgradient (budget minus relaxed GPU use per class) and its ``mu``-subgradient.
+        ``part``: the entries ``(en, ec, ew, eg, e_class)`` that can be positive at ``pi``
+        (the others add nothing), for speed; all of them by default."""
         K = len(self.classes)
-        d = self.ew - pi[self.en]
+        en, ec, ew, eg, e_class = part or (self.en, self.ec, self.ew, self.eg, self.e_class)
+        d = ew - pi[en]
         pos = d > 0
-        s_c = np.bincount(self.ec, weights=np.where(pos, d, 0.0), minlength=self.n_cols)
+        s_c = np.bincount(ec, weights=np.where(pos, d, 0.0), minlength=self.n_cols)
         over = s_c > self.f
         fin = np.isfinite(self.v0)
         solo_on = fin & (self.v0 > pi)
         val = (float(self.lam @ self.budget) + self.mu * self._groups() + pi.sum()
                + (s_c - self.f)[over].sum() + (self.v0 - pi)[solo_on].sum())
-        act = pos & over[self.ec]
-        g_pi = (1.0 - np.bincount(self.en, weights=act, minlength=self.inst.n_users) - solo_on)
+        act = pos & over[ec]
+        g_pi = (1.0 - np.bincount(en, weights=act, minlength=self.inst.n_users) - solo_on)
         use = (np.bincount(self.col_k[over], weights=self.col_pub_t[over], minlength=K)
-               + np.bincount(self.e_class[act], weights=self.eg[act], minlength=K)
+               + np.bincount(e_class[act], weights=eg[act], minlength=K)
                + np.bincount(self.v0_class[solo_on], weights=self.v0_gpu[solo_on], minlength=K))
         return float(val), g_pi, self.budget - use, float(self._groups() - over.sum())
+
+    def _near(self, pi: np.ndarray, margin: float) -> tuple[np.ndarray, ...]:
+        """The entries that can be positive while no user price falls more than ``margin``
+        below ``pi``."""
+        keep = self.ew > pi[self.en] - margin
+        return (self.en[keep], self.ec[keep], self.ew[keep], self.eg[keep], self.e_class[keep])
 
     def _groups(self) -> float:
         cap = self.inst.scenario.max_groups
@@ -191,26 +201,40 @@ class ServerDual:
                 ends = np.searchsorted(en, np.arange(n_users), side="right")
         return pi
 
-    def _polish(self, pi: np.ndarray, target: float, rounds: int,
+    def _polish(self, pi: np.ndarray, target: float, settings: SolverSettings,
                 deadline: float) -> tuple[float, np.ndarray, np.ndarray, float]:
-        """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls)."""
-        val, g_pi, g_lam, g_mu = self._value(pi)
+        """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls),
+        on the entries near the active ones (re-selected whenever a price leaves the margin,
+        so every value is exact)."""
+        margin = max(0.05 * float(np.abs(pi).mean()), 1e-6)
+        ref, part, since = pi, self._near(pi, margin), 0
+
+        def value(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+            nonlocal ref, part, margin, since
+            since += 1
+            if np.any(p < ref - margin):
+                if since < 10:
+                    margin *= 2  # re-selecting often: a wider margin
+                ref, part, since = p, self._near(p, margin), 0
+            return self._value(p, part)
+
+        val, g_pi, g_lam, g_mu = value(pi)
         best = (val, pi, g_lam, g_mu)
-        cur, theta, stall = pi, 0.1, 0
-        for _ in range(rounds):
+        cur, theta, stall = pi, settings.polish_step, 0
+        for _ in range(settings.polish_rounds):
             n2 = float(g_pi @ g_pi)
             if time.perf_counter() > deadline or theta < 1e-6 or n2 == 0.0:
                 break
             cur = cur - theta * max(val - target, 1e-9 * max(1.0, abs(val))) / n2 * g_pi
-            val, g_pi, g_lam, g_mu = self._value(cur)
+            val, g_pi, g_lam, g_mu = value(cur)
             if val < best[0] - 1e-12 * max(1.0, abs(best[0])):
                 best, stall = (val, cur, g_lam, g_mu), 0
             else:
                 stall += 1
-                if stall > 5:
+                if stall > settings.polish_patience:
                     theta, stall = theta / 2, 0
                     cur = best[1]
-                    val, g_pi, g_lam, g_mu = self._value(cur)
+                    val, g_pi, g_lam, g_mu = value(cur)
         return best[0], best[1], best[2], best[3]
 
     def evaluate(self, lam: np.ndarray, mu: float, *, target: float, settings: SolverSettings,
@@ -230,7 +254,7 @@ class ServerDual:
         else:
             v = self._value(pi)[0]
             tgt = v - 0.01 * max(abs(v), 1.0)
-        val, _, g_lam, g_mu = self._polish(pi, tgt, settings.polish_rounds, deadline)
+        val, _, g_lam, g_mu = self._polish(pi, tgt, settings, deadline)
         return val, g_lam, g_mu
 
 

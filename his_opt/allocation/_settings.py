@@ -25,6 +25,12 @@ class SolverSettings:
     enumerate_servers: int = 3
     exact_users: int = 150
     """Up to this many users: LP bound, reduced-cost fixing and the exact reduced MILP."""
+    exact_users_one_profile: int = 80
+    """Up to this many users when the servers differ only in budgets or caps (one GPU profile,
+    several classes); above it the dual route, whose servers-merged bound is tight there and
+    fast while the LP over the classes is slow (3 unequal servers, one run each: 100 users at
+    60 s, LP route 1.06% against dual route 0.45%; 60 users at 30 s, 0.20% against 0.34%;
+    with a second profile the LP route stays ahead: 100 users, 0.70% against 4.99%)."""
     max_universe: int = 1_500_000
     """Options (public, user, server class, x) the LP route may enumerate before ``top_k``."""
     max_milp_options: int = 20_000
@@ -60,8 +66,14 @@ class SolverSettings:
     skipped when even one threshold would outlast the time left."""
     ascent_rounds: int = 600
     """Dual-ascent rounds per price evaluation."""
-    polish_rounds: int = 300
-    """Subgradient rounds that lower the dual value of the best price."""
+    polish_rounds: int = 5000
+    """Subgradient rounds that lower the dual value of the best price (the time share ends
+    them first on large instances)."""
+    polish_step: float = 1.0
+    """First Polyak step factor of the polish, halved after ``polish_patience`` rounds
+    without a lower value (1,000 users / 4 identical, one price, 11 s: 0.1 and 5 stalled at
+    8167.5 after 4.8 s; 1.0 and 30 reached 8154.3 in 7.2 s)."""
+    polish_patience: int = 30
     price_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     """Multiples of the start prices: the range the line search brackets in (doubling or
     halving from 1), and the points it evaluates at once when the evaluations run on Ray."""

@@ -5,8 +5,9 @@ do. Routes:
 
 * ``enumerate``: tiny instances (``SolverSettings.enumerate_users`` users on at most
   ``enumerate_servers`` servers): the structured exact enumerator proves the optimum.
-* ``lp``: up to ``exact_users`` users: LP bound over the compact model, reduced-cost fixing and
-  the exact reduced MILP.
+* ``lp``: up to ``exact_users`` users (``exact_users_one_profile`` when the servers are of one
+  GPU profile but differ in budget or cap): LP bound over the compact model, reduced-cost
+  fixing and the exact reduced MILP.
 * ``dual``: larger instances: the Lagrangian bound with one price per server class, primal plans
   at its prices.
 * ``milp``: ``method="milp"``: the full compact MILP, on the backend asked for.
@@ -104,7 +105,9 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
     elif (inst.n_users <= settings.enumerate_users and inst.n_servers <= settings.enumerate_servers
           and top_k in ("auto", None)):
         route = "enumerate"
-    elif inst.n_users <= settings.exact_users:
+    elif inst.n_users <= settings.exact_users and not (
+            len(classes) > 1 and len(inst.servers_by_profile()) == 1
+            and inst.n_users > settings.exact_users_one_profile):
         route = "lp"
     else:
         route = "dual"
