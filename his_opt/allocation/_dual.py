@@ -13,11 +13,18 @@ is left decomposes into facility-location choices: a column ``c = (public p, cla
 
 bounds the optimum (weak duality), and ``D`` is jointly convex in ``(pi, lam, mu)``. The inner
 minimisation over ``pi`` is Erlenkotter's dual ascent (all users at once, a column's slack shared
-by the users still moving in it), with subgradient polishing once at the best prices; the outer one over the
-server prices is a trust-region bundle method: a cutting-plane model of the evaluated points,
-minimised by an LP (HiGHS) inside a box around the best point, serious steps when the true
-decrease reaches a share of the predicted one, the box shrinking otherwise. The reported bound
-is the smallest ``D`` evaluated, which is valid whatever the method's convergence.
+by the users still moving in it; the rounds run on the entries of the users still moving, since
+most stop within a few dozen rounds), with subgradient polishing once at the best prices (on the
+entries that can be positive near the current prices, re-selected whenever a price leaves
+that margin, so every value is exact). The outer minimisation over the server prices starts
+with a line search along the start prices (bracketed by factors of 1.5 while the value falls,
+then golden section) and goes on with a trust-region bundle method: a cutting-plane model of
+the evaluated points, minimised by an LP (HiGHS) inside a box around the best point, serious
+steps when the true decrease reaches a share of the predicted one, the box shrinking
+otherwise. The inner minimisation is inexact, so the values are noisy (by up to a few percent
+between nearby prices) and the price subgradients biased: the search steers by values. The
+reported bound is the smallest ``D`` evaluated, which is valid whatever the method's
+convergence.
 
 Servers of one class (equal figures and budgets) are pooled with their summed budget: a
 relaxation, so the bound stays valid and the dual shrinks. Memory is planned: the entries

@@ -12,12 +12,15 @@ The algorithm is one pipeline, each step in its own module:
    server's budget (launches beyond a server's batch cap are chunked, their cost charged in
    ``beta'``); a server whose groups cannot fit has its price raised.
 3. **Bound.** Tiny instances (<= 8 users, <= 3 servers) are enumerated exactly (pruned by the
-   best primal plan). Up to 150 users
-   the LP of the compact model (restricted LP + pricing, :mod:`._lpbound`) bounds the problem on
-   the pooled classes. Above that the Lagrangian dual with one price per server class
-   (:mod:`._dual`): dual ascent for the user prices, a trust-region bundle method for the server
-   prices. Every bound is valid for the scope it states (``bound_scope``): pooling a class and
-   dropping the launch overhead are relaxations.
+   best primal plan). Up to 150 users (80 when the servers are of one GPU profile but differ
+   in budget or cap) the LP of the compact model (restricted LP + pricing, :mod:`._lpbound`)
+   bounds the problem on the pooled classes. Above that the Lagrangian dual with one price
+   per server class (:mod:`._dual`): dual ascent for the user prices, a line search and a
+   trust-region bundle method for the server prices; where servers of one profile differ, the
+   dual of the servers merged per profile (fewer entries, so more prices fit) runs first and
+   its prices start the per-class dual and the plans, the smaller bound is reported. Every
+   bound is valid for the scope it states (``bound_scope``): pooling servers at their smallest
+   figures and dropping the launch overhead are relaxations.
 4. **Polish at the bound's prices**: the facility search again at the prices the bound found,
    then (several servers) the re-placement MILP that moves users and groups between servers
    over the plan's (public, x) pairs. Where the LP stays loose on several servers (it pays a
