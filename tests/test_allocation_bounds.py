@@ -154,34 +154,51 @@ def test_infeasible_unequal_servers_are_diagnosed() -> None:
     assert res.status == INFEASIBLE and res.diagnostics
 
 
-@pytest.mark.parametrize("seed", [12, 13, 14])
-def test_optimistic_merged_servers_relax_the_instance(seed: int) -> None:
-    from his_opt.allocation._exact import merged_instance
-
-    inst = tiny_instance(seed, n_users=5, server_budget_fractions=(0.75, 0.25),
-                         batch_caps=(3, 1), mixed_profiles=True)
-    best, _ = brute_force(inst)
-    assert math.isfinite(best)  # the seeds are feasible: the relaxation has something to bound
-    relaxed, _ = brute_force(merged_instance(inst, optimistic=True))
-    assert relaxed >= best - 1e-9
-    pessimistic = merged_instance(inst)
-    assert pessimistic.beta[0] == inst.beta.max()
-    assert merged_instance(inst, optimistic=True).beta[0] == inst.beta.min()
-
-
-@pytest.mark.parametrize("seed", [21, 22])
-def test_servers_pooled_by_profile_relax_the_instance(seed: int) -> None:
-    from his_opt.allocation._exact import pooled_instance
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), deadlines=st.booleans(), solo=st.booleans(),
+       grouping=st.sampled_from(["profile", "all"]))
+def test_pooled_servers_relax_the_instance(seed: int, deadlines: bool, solo: bool,
+                                           grouping: str) -> None:
+    """Servers pooled at their smallest figures (per GPU profile, or all into one) never bound
+    below the exact optimum; the pessimistic merge takes the largest figures."""
+    from his_opt.allocation._exact import merged_instance, pooled_instance
 
     inst = tiny_instance(seed, n_users=5, server_budget_fractions=(0.5, 0.3, 0.2),
-                         batch_caps=(3, 2, 1), mixed_profiles=True)
-    profiles = inst.servers_by_profile()
-    assert profiles == [[0, 2], [1]]  # servers 1 and 3 share the base profile, not budget/cap
-    assert len(inst.servers_identical()) == 3
+                         batch_caps=(3, 2, 1), mixed_profiles=True,
+                         deadlines=(3.0, 6.0) if deadlines else None,
+                         common_steps_min=0 if solo else 1)
     best, _ = brute_force(inst)
-    assert math.isfinite(best)
-    pooled = pooled_instance(inst, profiles)
-    assert pooled.n_servers == 2 and pooled.budget_s[0] == pytest.approx(inst.budget_s[[0, 2]].sum())
-    assert pooled.beta[0] == inst.beta[[0, 2]].min() and pooled.batch_images[0] == 3
+    assume(math.isfinite(best))
+    classes = inst.servers_by_profile() if grouping == "profile" else [[0, 1, 2]]
+    assert grouping == "all" or classes == [[0, 2], [1]]  # base profile on servers 1 and 3
+    pooled = pooled_instance(inst, classes)
+    assert pooled.n_servers == len(classes)
+    assert pooled.budget_s.sum() == pytest.approx(inst.budget_s.sum())
+    assert pooled.beta[0] == inst.beta[classes[0]].min() and pooled.batch_images[0] == 3
     relaxed, _ = brute_force(pooled)
     assert relaxed >= best - 1e-9
+    assert merged_instance(inst).beta[0] == inst.beta.max()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), lam=st.floats(0.0, 3.0), margin=st.sampled_from([1e-5, 1e-3]))
+def test_polish_on_near_entries_reports_exact_values(seed: int, lam: float, margin: float) -> None:
+    """The polish works on the entries near the active ones; its value must be ``D`` over every
+    entry at the prices it returns. It starts from perturbed ascent prices, so it moves prices
+    well past the margin (a tiny margin forces many re-selections)."""
+    import time
+
+    inst = tiny_instance(seed, n_users=12, n_servers=2, budget_fraction=0.3)
+    dual = ServerDual(inst, build_option_table(inst), inst.servers_identical(), _all_pairs(inst))
+    dual._entries(np.full(len(dual.classes), lam), 0.0)
+    pi = dual._ascend(600, time.perf_counter() + 10)
+    assume(pi is not None)
+    pi = pi + np.random.default_rng(seed).uniform(0.0, 1.0, len(pi))  # too high: it falls
+    start = dual._value(pi)[0]
+    s = SolverSettings(polish_rounds=200, polish_margin=margin)
+    val, best_pi, g_lam, _ = dual._polish(pi, start - 0.05 * abs(start), s,
+                                          time.perf_counter() + 10)
+    full, _, full_g_lam, _ = dual._value(best_pi)
+    assert val == pytest.approx(full, rel=1e-12, abs=1e-9)
+    assert np.allclose(g_lam, full_g_lam) and val <= start + 1e-9
+    assert float((best_pi - pi).min()) < -margin * float(np.abs(pi).mean())  # left it

@@ -141,3 +141,18 @@ def test_dual_route_on_unequal_servers_bounds_by_profile_then_by_server() -> Non
     assert res.bound == pytest.approx(max(min(res.stats["merged_bound"], res.stats["dual_bound"]),
                                           res.objective))
     assert res.plan is not None and check_feasible(inst, res.plan.to_decision(inst)) == []
+
+
+def test_dual_route_falls_back_to_the_sparse_search() -> None:
+    """When no dense facility search fits its time (a prohibitive cost per cell), the plans
+    come from the sparse search over the dual's entries: feasible, and the bound holds."""
+    from his_opt.allocation import SolverSettings
+
+    inst = tiny_instance(3, n_users=7, server_budget_fractions=(0.5,))
+    best, _ = exact_optimum(inst)
+    res = solve(inst, time_limit=10, settings=SolverSettings(
+        enumerate_users=0, exact_users=0, dense_seconds_per_cell=10.0))
+    assert res.method == "dual" and res.plan is not None
+    assert check_feasible(inst, res.plan.to_decision(inst)) == []
+    assert res.stats["dual_bound"] >= best - 1e-7 * max(1.0, abs(best))
+    assert res.objective <= best + 1e-7 * max(1.0, abs(best))

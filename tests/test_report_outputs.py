@@ -321,3 +321,23 @@ def test_write_reports_writes_both_or_neither(plan, hiqm, tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_reports(out, pj, plan, hiqm)
     assert out.exists() and json.loads(pj.read_text())["groups"][0]["group_id"] == "g1"
+
+
+def test_chart_data_headers_get_the_rows_they_wrap_to(plan, hiqm, tmp_path):
+    """Spreadsheets do not grow a row for wrapped text: every wrapped header on the chart data
+    sheet has the height of its longest label's lines (it overlapped the first value row)."""
+    from his_opt.report._cells import LINE_PT, line_count
+
+    path = tmp_path / "r.xlsx"
+    write_excel_report(path, plan, hiqm)
+    data = openpyxl.load_workbook(path)["Chart data"]
+    wrapped = 0
+    for row in data.iter_rows():
+        cells = [c for c in row if isinstance(c.value, str) and c.alignment.wrap_text]
+        if not cells:
+            continue
+        width = data.column_dimensions[cells[0].column_letter].width
+        lines = max(line_count(c.value, width) for c in cells)
+        wrapped += lines > 1
+        assert data.row_dimensions[cells[0].row].height >= LINE_PT * lines
+    assert wrapped >= 1  # the histograms' "..., bins from" headers

@@ -213,7 +213,7 @@ class ServerDual:
         """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls),
         on the entries near the active ones (re-selected whenever a price leaves the margin,
         so every value is exact)."""
-        margin = max(0.05 * float(np.abs(pi).mean()), 1e-6)
+        margin = max(settings.polish_margin * float(np.abs(pi).mean()), 1e-6)
         ref, part, since = pi, self._near(pi, margin), 0
 
         def value(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
@@ -289,11 +289,12 @@ def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline
                  grid_oracle: Any = None
                  ) -> tuple[np.ndarray, float, list[tuple[np.ndarray, float, np.ndarray]]]:
     """The best multiple ``t z0`` of the start prices (all at one level when ``z0`` is 0):
-    bracketed by doubling or halving ``t`` from 1 while the value falls (or, with
-    ``grid_oracle``, a list of prices -> their values on Ray, the whole ``price_grid`` at
-    once), then refined by a golden-section search; every point becomes a bundle cut. The
-    values are those of an inexact inner minimisation, so only values steer the search: the
-    price subgradients it returns are biased (too few columns open), not reliable signs."""
+    bracketed by steps of ``line_search_factor`` from 1 while the value falls, within the range
+    of ``price_grid`` (or, with ``grid_oracle``, a list of prices -> their values on Ray, the
+    whole ``price_grid`` at once), then refined by a golden-section search; every point
+    becomes a bundle cut. The values are those of an inexact inner minimisation, so only
+    values steer the search: the price subgradients it returns are biased (too few columns
+    open), not reliable signs."""
     base = z0 if np.any(z0 > 0) else np.ones_like(z0)
     points: list[tuple[np.ndarray, float, np.ndarray]] = []
     seen: dict[float, float] = {}
@@ -309,6 +310,7 @@ def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline
     def late() -> bool:
         return time.perf_counter() > deadline and bool(seen)
 
+    lo_t, hi_t = min(settings.price_grid), max(settings.price_grid)
     if grid_oracle is not None:
         grid = [float(t) for t in settings.price_grid]
         for t, (v, g) in zip(grid, grid_oracle([base * t for t in grid]), strict=True):
@@ -316,26 +318,28 @@ def _line_search(oracle: Any, z0: np.ndarray, settings: SolverSettings, deadline
             if math.isfinite(v):
                 points.append((base * t, v, g))
     else:
-        lo_t, hi_t = min(settings.price_grid), max(settings.price_grid)
+        f = settings.line_search_factor
         at(1.0)
-        step = 1.5 if late() or at(1.5) < at(1.0) else 1 / 1.5
+        step = f if late() or at(f) < at(1.0) else 1 / f
         t = 1.0
         while not late() and lo_t <= t * step <= hi_t and at(t * step) < at(t):
             t *= step
-        if not late():
+        if not late() and lo_t <= t * step <= hi_t:
             at(t * step)
     ts = sorted(seen)
     k = int(np.argmin([seen[t] for t in ts]))
     lo, hi = ts[max(k - 1, 0)], ts[min(k + 1, len(ts) - 1)]
     phi = (math.sqrt(5) - 1) / 2
+    a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
     for _ in range(settings.golden_steps):
         if late() or hi - lo < 1e-3 * max(hi, 1e-9):
             break
-        a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
-        if at(a) <= at(b):
-            hi = b
+        if at(a) <= at(b):  # the minimum lies in [lo, b], where the old a is the new b
+            hi, b = b, a
+            a = hi - phi * (hi - lo)
         else:
-            lo = a
+            lo, a = a, b
+            b = lo + phi * (hi - lo)
     best_t = min(seen, key=seen.__getitem__)
     return base * best_t, seen[best_t], points
 

@@ -71,13 +71,11 @@ def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
     )
 
 
-def merged_instance(inst: Instance, *, optimistic: bool = False) -> Instance:
-    """Every server merged into one with the summed budget. Pessimistic (default): every cost
-    figure at its largest (the smallest batch), so a plan of it placed on the real servers
-    costs no more than it modelled: a start for a plan. Optimistic: :func:`pooled_instance`
-    with one class, a relaxation whose bounds bound ``inst``."""
-    if optimistic:
-        return pooled_instance(inst, [list(range(inst.n_servers))])
+def merged_instance(inst: Instance) -> Instance:
+    """Every server merged into one with the summed budget and every cost figure at its
+    largest (the smallest batch), so a plan of it placed on the real servers costs no more than
+    it modelled: a start for a plan. (Its optimistic twin, a relaxation, is
+    :func:`pooled_instance` with one class.)"""
     s0 = int(np.argmax(inst.beta))
     one = (replace(inst.servers[s0], name="merged", budget_s=float(inst.budget_s.sum())),)
 

@@ -74,9 +74,18 @@ class SolverSettings:
     without a lower value (1,000 users / 4 identical, one price, 11 s: 0.1 and 5 stalled at
     8167.5 after 4.8 s; 1.0 and 30 reached 8154.3 in 7.2 s)."""
     polish_patience: int = 30
+    """Polish rounds without a lower value before its step is halved."""
+    polish_margin: float = 0.05
+    """The polish runs on the entries within this share of the mean user price below the
+    active ones, re-selected (with a doubled margin when it happens within 10 rounds)
+    whenever a price leaves it: exact values on a tenth of the entries or fewer."""
     price_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-    """Multiples of the start prices: the range the line search brackets in (doubling or
-    halving from 1), and the points it evaluates at once when the evaluations run on Ray."""
+    """Multiples of the start prices: the range the line search brackets in, and the points it
+    evaluates at once when the evaluations run on Ray."""
+    line_search_factor: float = 1.5
+    """The line search's bracketing step (from 1, up or down while the value falls; 300 users /
+    3 unequal: the minimum lay at 0.35 times the start price, where a fixed grid walked up
+    from 0 had run out of time at 0.25)."""
     golden_steps: int = 5
     """Golden-section refinements of the best multiple."""
     search_share: float = 0.4

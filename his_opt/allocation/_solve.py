@@ -204,14 +204,19 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                                      settings, budget, stats)
         proof.scope = strategy.scope
     mask = strategy.pair_mask
-    dual, steps, pairs = None, _bound_steps(inst, strategy, settings), None
+    steps = _bound_steps(inst, strategy, settings)
+    dual: ServerDual | None = None  # per class: the sparse search's entries, a bound step
     if bounded:
         if mask is None:
             pairs = np.divmod(np.arange(inst.n_publics * inst.n_users), inst.n_users)
         else:
             pairs = np.nonzero(mask)
-        if len(steps) == 1:
-            dual = _server_dual(inst, table, strategy.classes, pairs)
+        dual = ServerDual(inst, table, strategy.classes, pairs)
+
+    def evaluation_cost(n_classes: int) -> float:
+        """Estimated seconds of one price evaluation of the dual over ``n_classes``."""
+        return (len(pairs[0]) * n_classes * len(inst.x_values)
+                * settings.dual_seconds_per_entry)
     plans_on = [(pooled, p_table, strategy.classes)]
     if len(strategy.classes) > 1:  # unequal servers: also plan on all merged, then place
         merged = merged_instance(inst)
@@ -227,14 +232,11 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
             if found is not None:
                 searched = True
                 inc.offer(place_groups(inst, table, found, classes), "facility search")
-        if (not searched and dual is not None and dual.inst is inst
-                and dual_cost(dual) < budget.share(settings.share_search)):
+        if (not searched and dual is not None
+                and evaluation_cost(len(strategy.classes)) < budget.share(settings.share_search)):
             inc.offer(priced_plan(dual, table, lam_cls, settings=settings,
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
-
-    def dual_cost(d: ServerDual) -> float:
-        return len(d.en) * settings.dual_seconds_per_entry
 
     if not widened:
         search(lam0, settings.share_first_search if bounded else settings.share_search)
@@ -248,19 +250,12 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         budget.lap("facility search")
         proof.timed_out = budget.expired()
         return proof
-    first_cost = (len(pairs[0]) * len(steps[0][0]) * len(inst.x_values)
-                  * settings.dual_seconds_per_entry)
-    if first_cost > budget.share(settings.share_bound):
-        proof.notes.append("no time left for the Lagrangian bound; the plan has no bound")
-        proof.timed_out = True
-        return proof
     evaluator = RayPriceEvaluator(ray_address) if ray_address is not None else None
-    budget.lap("ray setup")
     server_price, start = None, prices
     for classes, share, key in steps:
-        if server_price is not None and budget.left() <= 1.0:
-            break
-        d = dual if dual is not None else _server_dual(inst, table, classes, pairs)
+        if evaluation_cost(len(classes)) > budget.share(share):
+            break  # not even one evaluation fits its share
+        d = dual if classes is strategy.classes else _server_dual(inst, table, classes, pairs)
         if evaluator is not None:
             evaluator.bind(d)
         b = dual_bound(d, lam0=_class_prices(start, classes), target=inc.objective,
@@ -271,8 +266,10 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         start = _server_prices(inst, classes, d, b.server_price)
         if server_price is None or b.value < proof.bound:  # the smaller valid bound is valid
             proof.bound, server_price = b.value, start
-        if d.inst is inst:
-            dual = d
+    if server_price is None:
+        proof.notes.append("no time left for the Lagrangian bound; the plan has no bound")
+        proof.timed_out = True
+        return proof
     if evaluator is not None:
         stats.update(ray_tasks=evaluator.tasks, ray_cpus=evaluator.workers)
     proof.prices = server_price
@@ -320,6 +317,7 @@ def _bound_steps(inst: Instance, strategy: Strategy, settings: SolverSettings
 
 
 def _class_prices(prices: np.ndarray, classes: list[list[int]]) -> np.ndarray:
+    """Per-server prices as one start price per class (their mean)."""
     return np.array([float(prices[c].mean()) for c in classes])
 
 

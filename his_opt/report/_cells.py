@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Column", "cell_text", "line_count", "print_setup", "put", "write_table"]
+__all__ = ["FONT", "LINE_PT", "Column", "cell_text", "line_count", "print_setup", "put", "write_table"]
 
 # What openpyxl refuses in a cell (XML 1.0 forbids these control characters).
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MAX_CELL_CHARS = 32_767  # Excel's limit per cell
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_LINE_PT = 13.0  # height of one text line at 10-11 pt, in points
+LINE_PT = 13.0  # height of one text line at 10-11 pt, in points
 _CHARS_PER_WIDTH = 1.05  # characters per column-width unit (wide fonts like DejaVu Sans)
 _HEADER_SHRINK = 0.7  # bold header text wraps at word ends: count it as narrower columns
 FONT = "Calibri"
@@ -112,7 +112,7 @@ def write_table(
         ws.column_dimensions[get_column_letter(first_col + j)].width = column.width
     ws.row_dimensions[first_row].height = max(
         header_height,
-        _LINE_PT * max(line_count(c.label, c.width * _HEADER_SHRINK) for c in columns) + 4)
+        LINE_PT * max(line_count(c.label, c.width * _HEADER_SHRINK) for c in columns) + 4)
     for i, row in enumerate(rows):
         r = first_row + 1 + i
         lines = 1
@@ -125,7 +125,7 @@ def write_table(
             if column.wrap:
                 lines = max(lines, line_count(value, column.width))
         if lines > 1:
-            ws.row_dimensions[r].height = _LINE_PT * lines + 2
+            ws.row_dimensions[r].height = LINE_PT * lines + 2
     return first_row + len(rows), first_col + len(columns) - 1
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._cells import FONT, put
+from ._cells import FONT, LINE_PT, line_count, put
 
 __all__ = ["ChartSettings", "add_charts", "axis_range", "chosen_points", "histogram",
            "quality_curves"]
@@ -109,6 +109,9 @@ def histogram(values: np.ndarray, bins: int, fmt: str) -> pd.DataFrame:
     return pd.DataFrame({"bin": labels, "users": counts.astype(int)})
 
 
+_DATA_WIDTH = 16.0  # column width on the chart data sheet (characters)
+
+
 class _DataSheet:
     """Blocks of chart data written one under another, each with a title and a header."""
 
@@ -119,6 +122,7 @@ class _DataSheet:
               formats: list[str | None]) -> tuple[int, int]:
         """Write ``frame``; returns (header row, last row)."""
         from openpyxl.styles import Alignment, Font
+        from openpyxl.utils import get_column_letter
 
         put(self.ws, self.row, 1, title).font = Font(name=FONT, bold=True)
         head = self.row + 1
@@ -126,6 +130,10 @@ class _DataSheet:
             c = put(self.ws, head, j + 1, label)
             c.font = Font(name=FONT, bold=True)
             c.alignment = Alignment(wrap_text=True, vertical="top")
+            self.ws.column_dimensions[get_column_letter(j + 1)].width = _DATA_WIDTH
+        # a wrapped header gets the rows it needs (spreadsheets do not grow rows themselves)
+        lines = max(line_count(label, _DATA_WIDTH) for label in labels)
+        self.ws.row_dimensions[head].height = LINE_PT * lines + 4
         for i, rec in enumerate(frame.itertuples(index=False)):
             for j, v in enumerate(rec):
                 v = v.item() if isinstance(v, np.generic) else v
