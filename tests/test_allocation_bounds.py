@@ -102,6 +102,13 @@ def test_strategy_routes_by_size_and_plans_memory() -> None:
     s = SolverSettings()
     assert choose_strategy(tiny_instance(1, n_users=6, n_servers=3), s).route == "enumerate"
     assert choose_strategy(tiny_instance(1, n_users=30, n_servers=3), s).route == "lp"
+    # one GPU profile, unequal budgets: the dual route from exact_users_one_profile users on;
+    # with a second profile the LP route keeps its exact_users
+    unequal = tiny_instance(1, n_users=100, server_budget_fractions=(0.3, 0.2))
+    mixed = tiny_instance(1, n_users=100, server_budget_fractions=(0.3, 0.2), mixed_profiles=True)
+    assert choose_strategy(unequal, s).route == "dual"
+    assert choose_strategy(unequal, replace(s, exact_users_one_profile=100)).route == "lp"
+    assert choose_strategy(mixed, s).route == "lp"
     big = tiny_instance(1, n_users=200, server_budget_fractions=(0.3, 0.2))
     plan = choose_strategy(big, s)
     assert plan.route == "dual" and plan.top_k is None and len(plan.classes) == 2

@@ -137,23 +137,21 @@ class Instance:
 
     def servers_identical(self) -> list[list[int]]:
         """Classes of servers with equal cost figures and budgets (interchangeable)."""
-        classes: dict[tuple[float, ...], list[int]] = {}
-        for s in range(self.n_servers):
-            key = (
-                float(self.tau_pub[s]), float(self.tau_one[s]), float(self.alpha[s]),
-                float(self.beta[s]), float(self.power_w[s]), float(self.budget_s[s]),
-                int(self.batch_images[s]),
-            )
-            classes.setdefault(key, []).append(s)
-        return list(classes.values())
+        return self._server_classes(exact=True)
 
     def servers_by_profile(self) -> list[list[int]]:
         """Classes of servers with equal per-step figures (one GPU profile), whatever their
         budgets and batch caps: pooled at their smallest figures they relax the instance."""
+        return self._server_classes(exact=False)
+
+    def _server_classes(self, *, exact: bool) -> list[list[int]]:
         classes: dict[tuple[float, ...], list[int]] = {}
         for s in range(self.n_servers):
             key = (float(self.tau_pub[s]), float(self.tau_one[s]), float(self.alpha[s]),
                    float(self.beta_raw[s]), float(self.power_w[s]))
+            if exact:
+                key += (float(self.beta[s]), float(self.budget_s[s]),
+                        float(self.batch_images[s]))
             classes.setdefault(key, []).append(s)
         return list(classes.values())
 

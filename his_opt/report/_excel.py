@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .._atomic import atomic_path
-from ._cells import FONT, Column, line_count, print_setup, put, write_table
+from ._cells import FONT, LINE_PT, Column, line_count, print_setup, put, write_table
 from ._charts import add_charts, quality_curves
 from ._sheets import (
     BASELINE_COLUMNS,
@@ -183,7 +183,7 @@ def _write_overview(ws: Any, plan: dict[str, Any]) -> None:
         ca, cb = put(ws, row, 1, a), put(ws, row, 2, b)
         ca.font, ca.alignment, cb.alignment = bold, wrap, wrap
         ws.merge_cells(start_row=row, start_column=2, end_row=row, end_column=4)
-        ws.row_dimensions[row].height = 13.0 * max(line_count(b, text_width),
+        ws.row_dimensions[row].height = LINE_PT * max(line_count(b, text_width),
                                                    line_count(a, widths["A"])) + 3
         if b is None:
             ca.fill = fill
@@ -203,7 +203,7 @@ def _write_overview(ws: Any, plan: dict[str, Any]) -> None:
                     line_count(value if isinstance(value, str) else None, widths["B"]))
         if lines > 1:
             dim = ws.row_dimensions[r]
-            dim.height = max(dim.height or 0, 13.0 * lines + 2)
+            dim.height = max(dim.height or 0, LINE_PT * lines + 2)
     print_setup(ws, title_rows=None)
     ws.page_setup.fitToHeight = 1
 
