@@ -4,6 +4,7 @@ per-server primal steps and the similarity floor, checked against the exact enum
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -187,12 +188,18 @@ def test_pooled_servers_relax_the_instance(seed: int, deadlines: bool, solo: boo
     assert merged_instance(inst).beta[0] == inst.beta.max()
 
 
+def _every_launch_entry(dual: ServerDual, pi: np.ndarray):  # noqa: ANN202
+    return dual._near_launch(pi, math.inf, sys.maxsize)
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), lam=st.floats(0.0, 3.0), margin=st.sampled_from([1e-5, 1e-3]))
-def test_polish_on_near_entries_reports_exact_values(seed: int, lam: float, margin: float) -> None:
-    """The polish works on the entries near the active ones; its value must be ``D`` over every
-    entry at the prices it returns. It starts from perturbed ascent prices, so it moves prices
-    well past the margin (a tiny margin forces many re-selections)."""
+@given(seed=st.integers(0, 10_000), lam=st.floats(0.0, 3.0), margin=st.sampled_from([1e-5, 1e-3]),
+       launch=st.booleans())
+def test_polish_on_near_entries_reports_exact_values(seed: int, lam: float, margin: float,
+                                                      launch: bool) -> None:
+    """The polish works on the entries near the active ones; its value must be ``D`` (or
+    ``D_L``) over every entry at the prices it returns. It starts from perturbed ascent prices,
+    so it moves prices well past the margin (a tiny margin forces many re-selections)."""
     import time
 
     inst = tiny_instance(seed, n_users=12, n_servers=2, budget_fraction=0.3)
@@ -201,11 +208,45 @@ def test_polish_on_near_entries_reports_exact_values(seed: int, lam: float, marg
     pi = dual._ascend(600, time.perf_counter() + 10)
     assume(pi is not None)
     pi = pi + np.random.default_rng(seed).uniform(0.0, 1.0, len(pi))  # too high: it falls
-    start = dual._value(pi)[0]
+
+    def exact(p: np.ndarray):  # noqa: ANN202
+        return dual._value_launch(p, _every_launch_entry(dual, p)) if launch else dual._value(p)
+
+    start = exact(pi)[0]
     s = SolverSettings(polish_rounds=200, polish_margin=margin)
     val, best_pi, g_lam, _ = dual._polish(pi, start - 0.05 * abs(start), s,
-                                          time.perf_counter() + 10)
-    full, _, full_g_lam, _ = dual._value(best_pi)
+                                          time.perf_counter() + 10, launch=launch)
+    full, _, full_g_lam, _ = exact(best_pi)
     assert val == pytest.approx(full, rel=1e-12, abs=1e-9)
     assert np.allclose(g_lam, full_g_lam) and val <= start + 1e-9
     assert float((best_pi - pi).min()) < -margin * float(np.abs(pi).mean())  # left it
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), lam=st.floats(2.0, 8.0), deadlines=st.booleans(),
+       solo=st.booleans(), groups=st.sampled_from([None, 1]))
+def test_launch_overhead_dual_bounds_the_optimum(seed: int, lam: float, deadlines: bool,
+                                                 solo: bool, groups: int | None) -> None:
+    """``D_L`` (each group's launch overhead ``alpha max y`` priced in) stays a valid bound when
+    polished towards the exact optimum itself, and is never above ``D`` at the same prices.
+    The overhead is scaled up (x3, a third of an edge step) so that groups pay it."""
+    import time
+
+    inst = tiny_instance(seed, n_users=5, n_servers=2, budget_fraction=0.3,
+                         common_steps_min=0 if solo else 1, max_groups=groups,
+                         deadlines=(3.0, 6.0) if deadlines else None)
+    inst = replace(inst, alpha=inst.alpha * 3)
+    best, _ = brute_force(inst)
+    assume(math.isfinite(best))
+    dual = ServerDual(inst, build_option_table(inst), inst.servers_identical(), _all_pairs(inst))
+    dual._entries(np.full(len(dual.classes), lam), 0.5 * lam if groups else 0.0)
+    pi = dual._ascend(600, time.perf_counter() + 10)
+    assume(pi is not None)
+    polished = dual._polish(pi, best, SolverSettings(polish_rounds=400),
+                            time.perf_counter() + 10, launch=True)
+    assert polished is not None
+    assert polished[0] >= best - 1e-9 * max(1.0, abs(best))
+    pi = polished[1]
+    plain = dual._value(pi)[0]
+    with_launch = dual._value_launch(pi, _every_launch_entry(dual, pi))[0]
+    assert with_launch == pytest.approx(polished[0]) and with_launch <= plain + 1e-9

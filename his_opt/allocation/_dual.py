@@ -23,8 +23,17 @@ the evaluated points, minimised by an LP (HiGHS) inside a box around the best po
 steps when the true decrease reaches a share of the predicted one, the box shrinking
 otherwise. The inner minimisation is inexact, so the values are noisy (by up to a few percent
 between nearby prices) and the price subgradients biased: the search steers by values. The
-reported bound is the smallest ``D`` evaluated, which is valid whatever the method's
-convergence.
+reported bound is the smallest ``D`` (or ``D_L``) evaluated, which is valid whatever the
+method's convergence.
+
+The launch overhead: a group whose members run at most ``L`` edge steps pays ``alpha L`` of GPU
+time (and its energy) once for the group. Once the price search ends, the polish finishes on
+``D_L``, in which a column's term is ``(max_L (sum_n (w_ncL - pi_n)^+ - a_cL) - f_c)^+``
+with ``w_ncL`` the user's best value with ``y <= L`` and ``a_cL = (lam_k + w_e P_k) alpha_k
+L``: the value of the best group the column can open at those prices, overhead included, so
+``D_L <= D`` and it is still an upper bound (1,000 users / 4 identical, same prices: 8154 ->
+8136). It costs ``L`` values per entry, so it runs on the entries near the active ones only
+(exact, as the polish), within ``max_launch_cells``; the price search keeps ``D``.
 
 Servers of one class (equal figures and budgets) are pooled with their summed budget: a
 relaxation, so the bound stays valid and the dual shrinks. Memory is planned: the entries
@@ -36,6 +45,7 @@ bound then covers exactly that restricted problem (the ``scope``).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +78,24 @@ def dual_top_k(inst: Instance, n_classes: int, settings: SolverSettings) -> int:
     """Public candidates per user that keep the dual within ``max_dual_entries``."""
     per = inst.n_users * n_classes * len(inst.x_values)
     return int(min(inst.n_publics, settings.max_dual_entries // max(per, 1)))
+
+
+@dataclass(frozen=True, eq=False)
+class _LaunchEntries:
+    """Entries with their value ``w`` and GPU time ``gpu`` per launch count (rows ``L``,
+    columns the entries), sorted by column: ``cols`` the columns, ``start`` their first entry, ``col_of`` each entry's
+    column position; ``cost`` / ``launch_t`` the overhead's price and seconds per column and
+    ``L``."""
+
+    en: np.ndarray
+    w: np.ndarray
+    gpu: np.ndarray
+    e_class: np.ndarray
+    cols: np.ndarray
+    start: np.ndarray
+    col_of: np.ndarray
+    cost: np.ndarray
+    launch_t: np.ndarray
 
 
 class ServerDual:
@@ -154,6 +182,65 @@ class ServerDual:
         keep = self.ew > pi[self.en] - margin
         return (self.en[keep], self.ec[keep], self.ew[keep], self.eg[keep], self.e_class[keep])
 
+    def _near_launch(self, pi: np.ndarray, margin: float, max_cells: int
+                     ) -> _LaunchEntries | None:
+        """The entries near ``pi`` (as :meth:`_near`) with their best value and GPU time per
+        launch count ``L`` (best ``y <= L``), grouped by column; None past ``max_cells``."""
+        inst, tb = self.inst, self.table
+        keep = self.ew > pi[self.en] - margin
+        if int(keep.sum()) * len(tb.ys) > max_cells:
+            return None
+        en, ec, ew, kk = self.en[keep], self.ec[keep], self.ew[keep], self.e_class[keep]
+        order = np.argsort(ec, kind="stable")
+        en, ec, ew, kk = en[order], ec[order], ew[order], kk[order]
+        s, i = self.rep[kk], ec % len(self.gx) + 1
+        v = np.where(tb.feasible[en, s, i],
+                     tb.value0[en, s, i] - self.lam[kk][:, None] * tb.gpu[en, s, i], -np.inf)
+        best = np.maximum.accumulate(v, axis=1)
+        ybest = np.maximum.accumulate(np.where(v >= best, tb.ys[None, :], 0), axis=1)
+        w = (ew - v.max(axis=1))[:, None] + best  # the quality part plus the best y <= L
+        cols, start = np.unique(ec, return_index=True)
+        ck = self.col_k[cols]
+        rep = self.rep[ck]
+        launch_t = inst.alpha[rep][:, None] * tb.ys[None, :]
+        cost = (self.lam[ck] + inst.weights[2] * inst.power_w[rep])[:, None] * launch_t
+        # launch-major (L, E): the per-column sums run along contiguous rows
+        return _LaunchEntries(en=en, w=np.ascontiguousarray(w.T),
+                              gpu=np.ascontiguousarray((inst.beta[s][:, None] * ybest).T),
+                              e_class=kk, cols=cols, start=start,
+                              col_of=np.repeat(np.arange(len(cols)),
+                                               np.diff(np.append(start, len(en)))),
+                              cost=cost, launch_t=launch_t)
+
+    def _value_launch(self, pi: np.ndarray, part: _LaunchEntries
+                      ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """``D_L`` (module docstring) at ``pi`` and its subgradients, as :meth:`_value`;
+        ``part`` must hold every entry that can be positive at ``pi``."""
+        K = len(self.classes)
+        n_users = self.inst.n_users
+        d = part.w - pi[part.en][None, :]
+        net = (np.add.reduceat(np.maximum(d, 0.0), part.start, axis=1).T if len(part.en)
+               else np.zeros((0, d.shape[0]))) - part.cost
+        launch = net.argmax(axis=1)
+        col_val = net[np.arange(len(net)), launch] - self.f[part.cols]
+        open_c = col_val > 0
+        fin = np.isfinite(self.v0)
+        solo_on = fin & (self.v0 > pi)
+        val = (float(self.lam @ self.budget) + self.mu * self._groups() + pi.sum()
+               + col_val[open_c].sum() + (self.v0 - pi)[solo_on].sum())
+        e_launch = launch[part.col_of]
+        rows = np.arange(len(part.en))
+        act = open_c[part.col_of] & (d[e_launch, rows] > 0)
+        g_pi = 1.0 - np.bincount(part.en, weights=act, minlength=n_users) - solo_on
+        ck = self.col_k[part.cols]
+        oc = np.nonzero(open_c)[0]
+        use = (np.bincount(ck[oc], weights=self.col_pub_t[part.cols[oc]]
+                           + part.launch_t[oc, launch[oc]], minlength=K)
+               + np.bincount(part.e_class[act], weights=part.gpu[e_launch, rows][act],
+                             minlength=K)
+               + np.bincount(self.v0_class[solo_on], weights=self.v0_gpu[solo_on], minlength=K))
+        return float(val), g_pi, self.budget - use, float(self._groups() - len(oc))
+
     def _groups(self) -> float:
         cap = self.inst.scenario.max_groups
         return float(cap) if cap is not None else 0.0
@@ -209,12 +296,21 @@ class ServerDual:
         return pi
 
     def _polish(self, pi: np.ndarray, target: float, settings: SolverSettings,
-                deadline: float) -> tuple[float, np.ndarray, np.ndarray, float]:
+                deadline: float, launch: bool = False
+                ) -> tuple[float, np.ndarray, np.ndarray, float] | None:
         """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls),
         on the entries near the active ones (re-selected whenever a price leaves the margin,
-        so every value is exact)."""
+        so every value is exact), of ``D`` or, with ``launch``, of ``D_L``; None when the
+        launch entries exceed ``max_launch_cells``."""
         margin = max(settings.polish_margin * float(np.abs(pi).mean()), 1e-6)
-        ref, part, since = pi, self._near(pi, margin), 0
+
+        def select(p: np.ndarray, m: float) -> Any:
+            return (self._near_launch(p, m, settings.max_launch_cells) if launch
+                    else self._near(p, m))
+
+        ref, part, since = pi, select(pi, margin), 0
+        if part is None:
+            return None
 
         def value(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
             nonlocal ref, part, margin, since
@@ -222,7 +318,13 @@ class ServerDual:
             if np.any(p < ref - margin):
                 if since < 10:
                     margin *= 2  # re-selecting often: a wider margin
-                ref, part, since = p, self._near(p, margin), 0
+                fresh = select(p, margin)
+                if fresh is None:  # too wide for the cap: the positive entries alone
+                    margin /= 2
+                    fresh = self._near_launch(p, 0.0, sys.maxsize)
+                ref, part, since = p, fresh, 0
+            if launch:
+                return self._value_launch(p, part)
             return self._value(p, part)
 
         val, g_pi, g_lam, g_mu = value(pi)
@@ -261,7 +363,13 @@ class ServerDual:
         else:
             v = self._value(pi)[0]
             tgt = v - 0.01 * max(abs(v), 1.0)
-        val, _, g_lam, g_mu = self._polish(pi, tgt, settings, deadline)
+        now = time.perf_counter()
+        plain_end = now + (deadline - now) * (1.0 - settings.launch_polish_share)
+        val, pi, g_lam, g_mu = self._polish(pi, tgt, settings, plain_end)  # type: ignore[misc]
+        tgt = max(tgt, val - settings.launch_polish_gap * max(abs(val), 1.0))
+        finished = self._polish(pi, tgt, settings, deadline, launch=True)
+        if finished is not None and finished[0] < val:
+            val, _, g_lam, g_mu = finished
         return val, g_lam, g_mu
 
 

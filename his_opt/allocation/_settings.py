@@ -79,6 +79,18 @@ class SolverSettings:
     """The polish runs on the entries within this share of the mean user price below the
     active ones, re-selected (with a doubled margin when it happens within 10 rounds)
     whenever a price leaves it: exact values on a tenth of the entries or fewer."""
+    launch_polish_share: float = 0.8
+    """Share of the polish's time for its finish on ``D_L``, the dual with each group's
+    launch overhead (``L`` values per entry, so slower per round than ``D``). 3,000 users /
+    3 identical at 60 s, one run each: 1.175% (no finish) -> 1.028% at 0.5, 0.78-0.81% at
+    0.8 (two runs; others at 0.8 1.00-1.02%), 1.127% at 1.0 (the plain polish moves faster
+    at first)."""
+    launch_polish_gap: float = 0.005
+    """The finish on ``D_L`` aims its Polyak steps at most this share below the value it
+    starts from (the incumbent, often a poor first plan, makes steps too long to settle)."""
+    max_launch_cells: int = 8_000_000
+    """Entries x launch counts the finish on ``D_L`` may hold (its arrays take about 40 bytes
+    per cell); past it the polish keeps ``D``."""
     price_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     """Multiples of the start prices: the range the line search brackets in, and the points it
     evaluates at once when the evaluations run on Ray."""
@@ -135,9 +147,11 @@ class SolverSettings:
     the start prices; the searches at the bound's prices follow)."""
     share_bound: float = 0.6
     """Share of the time left that a bound computation may use."""
-    share_dual_one_class: float = 0.8
+    share_dual_one_class: float = 0.7
     """Share for the Lagrangian bound when every server is in one class (no merged-servers
-    bound follows; 1,000 users / 4 identical at 60 s: 1.59% -> 1.04% against 0.6)."""
+    bound follows; 1,000 users / 4 identical at 60 s: 1.59% -> 1.04% against 0.6; with the
+    finish on ``D_L``, 0.7 leaves the plans at the bound's prices one more search: 3,000 users
+    / 3 identical 1.003% -> 0.990%, 1,000 / 4 identical 0.454% -> 0.356%, one run each)."""
     share_second_bound: float = 0.3
     """Share of the time left for the per-class bound that follows the merged-servers one
     (servers of one profile with unequal budgets or caps, large instances)."""

@@ -16,11 +16,13 @@ The algorithm is one pipeline, each step in its own module:
    in budget or cap) the LP of the compact model (restricted LP + pricing, :mod:`._lpbound`)
    bounds the problem on the pooled classes. Above that the Lagrangian dual with one price
    per server class (:mod:`._dual`): dual ascent for the user prices, a line search and a
-   trust-region bundle method for the server prices; where servers of one profile differ, the
-   dual of the servers merged per profile (fewer entries, so more prices fit) runs first and
-   its prices start the per-class dual and the plans, the smaller bound is reported. Every
+   trust-region bundle method for the server prices, then a subgradient polish of the user
+   prices that finishes with each group's launch overhead priced in; where servers of one
+   profile differ, the dual of the servers merged per profile (fewer entries, so more prices
+   fit) runs first and its prices start the per-class dual and the plans, the smaller bound
+   is reported. Every
    bound is valid for the scope it states (``bound_scope``): pooling servers at their smallest
-   figures and dropping the launch overhead are relaxations.
+   figures and (LP, price search) dropping the launch overhead are relaxations.
 4. **Polish at the bound's prices**: the facility search again at the prices the bound found,
    then (several servers) the re-placement MILP that moves users and groups between servers
    over the plan's (public, x) pairs. Where the LP stays loose on several servers (it pays a
