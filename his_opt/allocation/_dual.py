@@ -45,7 +45,6 @@ bound then covers exactly that restricted problem (the ``scope``).
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,9 +82,9 @@ def dual_top_k(inst: Instance, n_classes: int, settings: SolverSettings) -> int:
 @dataclass(frozen=True, eq=False)
 class _LaunchEntries:
     """Entries with their value ``w`` and GPU time ``gpu`` per launch count (rows ``L``,
-    columns the entries), sorted by column: ``cols`` the columns, ``start`` their first entry, ``col_of`` each entry's
-    column position; ``cost`` / ``launch_t`` the overhead's price and seconds per column and
-    ``L``."""
+    columns the entries), sorted by column: ``cols`` the columns, ``start`` their first
+    entry, ``col_of`` each entry's column position; ``cost`` / ``launch_t`` the overhead's
+    price and seconds per column and ``L``."""
 
     en: np.ndarray
     w: np.ndarray
@@ -297,11 +296,13 @@ class ServerDual:
 
     def _polish(self, pi: np.ndarray, target: float, settings: SolverSettings,
                 deadline: float, launch: bool = False
-                ) -> tuple[float, np.ndarray, np.ndarray, float] | None:
-        """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls),
-        on the entries near the active ones (re-selected whenever a price leaves the margin,
-        so every value is exact), of ``D`` or, with ``launch``, of ``D_L``; None when the
-        launch entries exceed ``max_launch_cells``."""
+                ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Subgradient steps on ``pi`` (Polyak step towards ``target``, halved on stalls) that
+        lower ``D`` or, with ``launch``, ``D_L``; the best value, its prices and subgradients.
+        The steps run on the entries near the active ones, re-selected whenever a price leaves
+        the margin, so every value is exact. ``D_L`` keeps within ``max_launch_cells``: when
+        its first selection would not fit, the result is ``D`` at ``pi``; when a later one
+        would not (at the doubled margin, then at the margin), it ends at its best so far."""
         margin = max(settings.polish_margin * float(np.abs(pi).mean()), 1e-6)
 
         def select(p: np.ndarray, m: float) -> Any:
@@ -310,24 +311,26 @@ class ServerDual:
 
         ref, part, since = pi, select(pi, margin), 0
         if part is None:
-            return None
+            return self._value(pi)
 
-        def value(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+        def value(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float] | None:
             nonlocal ref, part, margin, since
             since += 1
             if np.any(p < ref - margin):
-                if since < 10:
-                    margin *= 2  # re-selecting often: a wider margin
-                fresh = select(p, margin)
-                if fresh is None:  # too wide for the cap: the positive entries alone
-                    margin /= 2
-                    fresh = self._near_launch(p, 0.0, sys.maxsize)
-                ref, part, since = p, fresh, 0
+                wider = 2 * margin if since < 10 else margin  # re-selecting often: wider
+                fresh = select(p, wider)
+                if fresh is None and wider > margin:
+                    wider, fresh = margin, select(p, margin)
+                if fresh is None:
+                    return None  # past the cap: the best so far stands
+                ref, part, since, margin = p, fresh, 0, wider
             if launch:
                 return self._value_launch(p, part)
             return self._value(p, part)
 
-        val, g_pi, g_lam, g_mu = value(pi)
+        first = value(pi)
+        assert first is not None  # pi is the selection's reference: nothing to re-select
+        val, g_pi, g_lam, g_mu = first
         best = (val, pi, g_lam, g_mu)
         cur, theta, stall = pi, settings.polish_step, 0
         for _ in range(settings.polish_rounds):
@@ -335,7 +338,10 @@ class ServerDual:
             if time.perf_counter() > deadline or theta < 1e-6 or n2 == 0.0:
                 break
             cur = cur - theta * max(val - target, 1e-9 * max(1.0, abs(val))) / n2 * g_pi
-            val, g_pi, g_lam, g_mu = value(cur)
+            step = value(cur)
+            if step is None:
+                break
+            val, g_pi, g_lam, g_mu = step
             if val < best[0] - 1e-12 * max(1.0, abs(best[0])):
                 best, stall = (val, cur, g_lam, g_mu), 0
             else:
@@ -343,8 +349,11 @@ class ServerDual:
                 if stall > settings.polish_patience:
                     theta, stall = theta / 2, 0
                     cur = best[1]
-                    val, g_pi, g_lam, g_mu = value(cur)
-        return best[0], best[1], best[2], best[3]
+                    step = value(cur)
+                    if step is None:
+                        break
+                    val, g_pi, g_lam, g_mu = step
+        return best
 
     def evaluate(self, lam: np.ndarray, mu: float, *, target: float, settings: SolverSettings,
                  deadline: float, polish: bool = False) -> tuple[float, np.ndarray, float]:
@@ -365,10 +374,10 @@ class ServerDual:
             tgt = v - 0.01 * max(abs(v), 1.0)
         now = time.perf_counter()
         plain_end = now + (deadline - now) * (1.0 - settings.launch_polish_share)
-        val, pi, g_lam, g_mu = self._polish(pi, tgt, settings, plain_end)  # type: ignore[misc]
+        val, pi, g_lam, g_mu = self._polish(pi, tgt, settings, plain_end)
         tgt = max(tgt, val - settings.launch_polish_gap * max(abs(val), 1.0))
         finished = self._polish(pi, tgt, settings, deadline, launch=True)
-        if finished is not None and finished[0] < val:
+        if finished[0] < val:
             val, _, g_lam, g_mu = finished
         return val, g_lam, g_mu
 

@@ -89,8 +89,9 @@ class SolverSettings:
     """The finish on ``D_L`` aims its Polyak steps at most this share below the value it
     starts from (the incumbent, often a poor first plan, makes steps too long to settle)."""
     max_launch_cells: int = 8_000_000
-    """Entries x launch counts the finish on ``D_L`` may hold (its arrays take about 40 bytes
-    per cell); past it the polish keeps ``D``."""
+    """Entries x launch counts the finish on ``D_L`` may hold (about 40 bytes per cell once
+    built, 60 while building: 0.5 GB at the cap). A first selection past it keeps ``D``; a
+    later re-selection past it ends the finish at its best value so far."""
     price_grid: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     """Multiples of the start prices: the range the line search brackets in, and the points it
     evaluates at once when the evaluations run on Ray."""
