@@ -148,11 +148,14 @@ class SolverSettings:
     the start prices; the searches at the bound's prices follow)."""
     share_bound: float = 0.6
     """Share of the time left that a bound computation may use."""
-    share_dual_one_class: float = 0.7
+    share_dual_one_class: float = 0.6
     """Share for the Lagrangian bound when every server is in one class (no merged-servers
-    bound follows; 1,000 users / 4 identical at 60 s: 1.59% -> 1.04% against 0.6; with the
-    finish on ``D_L``, 0.7 leaves the plans at the bound's prices one more search: 3,000 users
-    / 3 identical 1.003% -> 0.990%, 1,000 / 4 identical 0.454% -> 0.356%, one run each)."""
+    bound follows). Before the finish on ``D_L``, 0.8 (1,000 users / 4 identical at 60 s:
+    1.59% -> 1.04% against 0.6); with it the polish settles within its time (3,000 users /
+    3 identical: ``D_L`` 25416-25418 whether the finish has 8 s or 14 s), so a smaller share
+    leaves the plans at the bound's prices more searches: 3,000 users 1.003% / 0.990% /
+    0.979% / 0.978% at 0.8 / 0.7 / 0.6 / 0.5, 1,000 users 0.454% / 0.356% / 0.356% / 0.357%
+    (one run each)."""
     share_second_bound: float = 0.3
     """Share of the time left for the per-class bound that follows the merged-servers one
     (servers of one profile with unequal budgets or caps, large instances)."""
