@@ -164,16 +164,23 @@ class ServerDual:
         pos = d > 0
         s_c = np.bincount(ec, weights=np.where(pos, d, 0.0), minlength=self.n_cols)
         over = s_c > self.f
-        fin = np.isfinite(self.v0)
-        solo_on = fin & (self.v0 > pi)
-        val = (float(self.lam @ self.budget) + self.mu * self._groups() + pi.sum()
-               + (s_c - self.f)[over].sum() + (self.v0 - pi)[solo_on].sum())
+        val, solo_on, solo_use = self._outside_columns(pi)
+        val += (s_c - self.f)[over].sum()
         act = pos & over[ec]
         g_pi = (1.0 - np.bincount(en, weights=act, minlength=self.inst.n_users) - solo_on)
         use = (np.bincount(self.col_k[over], weights=self.col_pub_t[over], minlength=K)
-               + np.bincount(e_class[act], weights=eg[act], minlength=K)
-               + np.bincount(self.v0_class[solo_on], weights=self.v0_gpu[solo_on], minlength=K))
+               + np.bincount(e_class[act], weights=eg[act], minlength=K) + solo_use)
         return float(val), g_pi, self.budget - use, float(self._groups() - over.sum())
+
+    def _outside_columns(self, pi: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The terms of ``D`` and ``D_L`` outside the columns: the prices' constant part, the
+        users' prices and the solo users; which users go solo, and their GPU use per class."""
+        solo_on = np.isfinite(self.v0) & (self.v0 > pi)
+        val = (float(self.lam @ self.budget) + self.mu * self._groups() + float(pi.sum())
+               + float((self.v0 - pi)[solo_on].sum()))
+        use = np.bincount(self.v0_class[solo_on], weights=self.v0_gpu[solo_on],
+                          minlength=len(self.classes))
+        return val, solo_on, use
 
     def _near(self, pi: np.ndarray, margin: float) -> tuple[np.ndarray, ...]:
         """The entries that can be positive while no user price falls more than ``margin``
@@ -186,10 +193,9 @@ class ServerDual:
         """The entries near ``pi`` (as :meth:`_near`) with their best value and GPU time per
         launch count ``L`` (best ``y <= L``), grouped by column; None past ``max_cells``."""
         inst, tb = self.inst, self.table
-        keep = self.ew > pi[self.en] - margin
-        if int(keep.sum()) * len(tb.ys) > max_cells:
+        en, ec, ew, _, kk = self._near(pi, margin)
+        if len(en) * len(tb.ys) > max_cells:
             return None
-        en, ec, ew, kk = self.en[keep], self.ec[keep], self.ew[keep], self.e_class[keep]
         order = np.argsort(ec, kind="stable")
         en, ec, ew, kk = en[order], ec[order], ew[order], kk[order]
         s, i = self.rep[kk], ec % len(self.gx) + 1
@@ -223,10 +229,8 @@ class ServerDual:
         launch = net.argmax(axis=1)
         col_val = net[np.arange(len(net)), launch] - self.f[part.cols]
         open_c = col_val > 0
-        fin = np.isfinite(self.v0)
-        solo_on = fin & (self.v0 > pi)
-        val = (float(self.lam @ self.budget) + self.mu * self._groups() + pi.sum()
-               + col_val[open_c].sum() + (self.v0 - pi)[solo_on].sum())
+        val, solo_on, solo_use = self._outside_columns(pi)
+        val += col_val[open_c].sum()
         e_launch = launch[part.col_of]
         rows = np.arange(len(part.en))
         act = open_c[part.col_of] & (d[e_launch, rows] > 0)
@@ -236,8 +240,7 @@ class ServerDual:
         use = (np.bincount(ck[oc], weights=self.col_pub_t[part.cols[oc]]
                            + part.launch_t[oc, launch[oc]], minlength=K)
                + np.bincount(part.e_class[act], weights=part.gpu[e_launch, rows][act],
-                             minlength=K)
-               + np.bincount(self.v0_class[solo_on], weights=self.v0_gpu[solo_on], minlength=K))
+                             minlength=K) + solo_use)
         return float(val), g_pi, self.budget - use, float(self._groups() - len(oc))
 
     def _groups(self) -> float:
@@ -313,6 +316,9 @@ class ServerDual:
         if part is None:
             return self._value(pi)
 
+        def on_part(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+            return self._value_launch(p, part) if launch else self._value(p, part)
+
         def value(p: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float] | None:
             nonlocal ref, part, margin, since
             since += 1
@@ -324,13 +330,9 @@ class ServerDual:
                 if fresh is None:
                     return None  # past the cap: the best so far stands
                 ref, part, since, margin = p, fresh, 0, wider
-            if launch:
-                return self._value_launch(p, part)
-            return self._value(p, part)
+            return on_part(p)
 
-        first = value(pi)
-        assert first is not None  # pi is the selection's reference: nothing to re-select
-        val, g_pi, g_lam, g_mu = first
+        val, g_pi, g_lam, g_mu = on_part(pi)
         best = (val, pi, g_lam, g_mu)
         cur, theta, stall = pi, settings.polish_step, 0
         for _ in range(settings.polish_rounds):
