@@ -58,7 +58,11 @@ ROWS: dict[str, tuple[int, str, float, str]] = {
     "1000-4i": (1000, "4-identical", 60.0, "gap <= 0.5% in <= 60 s"),
     "3000-3i": (3000, "3-identical", 60.0, "gap <= 1% in <= 60 s"),
     "10000-16m": (10000, "16-mixed", 120.0, "gap <= 1% in <= 120 s, RSS < 4 GB"),
+    "50000-16m": (50000, "16-mixed", 120.0, "RSS < 4 GB, within the limit"),
 }
+# rows whose public candidates are capped (the first distinct prompts, as a --candidates file
+# would give them): 47,000 distinct prompts x 50,000 users would need 19 GB of similarities
+CANDIDATES: dict[str, int] = {"50000-16m": 2000}
 SOLVERS = ("new", "previous", "milp", "exact")
 EXACT_MAX_USERS = 8
 
@@ -95,11 +99,15 @@ def load_instance(folder: Path):  # noqa: ANN201
     first: dict[str, int] = {}
     for i, p in enumerate(prompts):
         first.setdefault(p, i)
-    sim = np.clip(emb[list(first.values())] @ emb.T, -1.0, 1.0)
+    cands = list(first)[: meta.get("candidates") or len(first)]
+    sim = emb[[first[c] for c in cands]] @ emb.T
+    np.clip(sim, -1.0, 1.0, out=sim)
+    del emb
     servers = [EdgeServer(s["name"], GPUProfile.from_dict(s["profile"]), s["budget_s"],
                           max_batch_images=s["max_batch_images"]) for s in meta["servers"]]
     hiqm = HIQM.load(meta["hiqm"])
     return build_instance(users, servers, Scenario(), hiqm, similarity=sim,
+                          candidates=cands if "candidates" in meta else None,
                           random_state=meta["seed"])
 
 
@@ -175,6 +183,7 @@ def write_instance(folder: Path, row: str, seed: int, synthetic: bool) -> dict:
     np.save(folder / "embeddings.npy", emb)
     meta = {
         "row": row, "seed": seed, "similarity": source,
+        **({"candidates": CANDIDATES[row]} if row in CANDIDATES else {}),
         "hiqm": str(default_hiqm_path(work.scenario.variant)),
         "servers": [{"name": s.name, "budget_s": s.budget_s, "max_batch_images": s.max_batch_images,
                      "profile": s.profile.to_dict()} for s in work.servers],

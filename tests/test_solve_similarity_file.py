@@ -98,3 +98,20 @@ def test_layers_stay_apart():
         bad = [m for m in _imports(module) if "allocation" in m or m.endswith("similarity")]
         assert not bad, (module, bad)
     assert not [m for m in _imports(ROOT / "his_opt/allocation/_instance.py") if "similarity" in m]
+
+
+def test_a_similarity_matrix_past_its_memory_cap_is_refused_before_embedding():
+    """The matrix (candidates x users, float64) is planned: past ``max_bytes`` one line naming
+    ``--candidates`` and how many candidates fit, before any model is loaded."""
+    inputs = SolveInputs.load(USERS, similarity=SIM, seed=0)
+    n = len(inputs.users)
+    n_pub = len(set(inputs.users["prompt"]))
+
+    class NoModel:  # would fail the test if the cap let it be used
+        def encode(self, prompts):
+            raise AssertionError("embedded past the cap")
+
+    with pytest.raises(InputError, match=r"'--candidates': 8 public .* MiB .* pass at most 2 public") as err:
+        similarity_matrix(inputs, model=NoModel(), max_bytes=8 * n * 2)
+    assert "\n" not in str(err.value) and str(USERS) in str(err.value)
+    assert similarity_matrix(inputs, max_bytes=8 * n * n_pub).shape == (n_pub, n)

@@ -174,14 +174,15 @@ def _as_similarity_matrix(similarity: Any, n_p: int, n_u: int) -> np.ndarray:
             "similarity must be a (publics, users) array of cosines; compute it with "
             "his_opt.app.similarity_matrix or read one with his_opt.io.load_similarity_table"
         )
-    sim = np.array(similarity, dtype=float)
+    sim = np.array(similarity, dtype=float)  # the instance's own copy, clipped in place
     if sim.shape != (n_p, n_u):
         raise ValueError(
             f"similarity matrix must have shape (publics, users) = {(n_p, n_u)}, got {sim.shape}"
         )
-    if not np.all(np.isfinite(sim)) or np.any(np.abs(sim) > 1.0 + 1e-6):
+    lo, hi = (float(sim.min()), float(sim.max())) if sim.size else (0.0, 0.0)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or max(-lo, hi) > 1.0 + 1e-6:
         raise ValueError("similarity values must be finite and within [-1, 1]")
-    return np.clip(sim, -1.0, 1.0)
+    return np.clip(sim, -1.0, 1.0, out=sim)
 
 
 def build_instance(

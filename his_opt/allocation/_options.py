@@ -39,31 +39,54 @@ class OptionTable:
         return self.feasible.any(axis=3)
 
 
+_CHUNK_CELLS = 4_000_000
+"""Cells (user x server x x x y) built at once: the temporaries of one chunk (a few float
+arrays of this size, ~30 MB each) instead of the whole table's (50,000 users x 16 servers:
+1.5 GB each)."""
+
+
 def build_option_table(inst: Instance) -> OptionTable:
-    """Tabulate every user's feasible ``y`` and its user-only value, per server and ``x``."""
+    """Tabulate every user's feasible ``y`` and its user-only value, per server and ``x``; built
+    in chunks of users, so its peak memory is the table itself plus one chunk."""
     sc = inst.scenario
-    wq, wd, we = inst.weights
     xs = np.concatenate([[0], inst.x_values])
     ys = np.arange(sc.edge_steps_max + 1)
-    n = np.arange(inst.n_users)[:, None, None, None]
+    shape = (inst.n_users, inst.n_servers, len(xs), len(ys))
+    feasible = np.empty(shape, dtype=bool)
+    value0 = np.empty(shape)
+    step = max(1, _CHUNK_CELLS // (inst.n_servers * len(xs) * len(ys)))
+    for a in range(0, inst.n_users, step):
+        b = min(a + step, inst.n_users)
+        feasible[a:b], value0[a:b] = _user_rows(inst, xs, ys, np.arange(a, b))
+    solo = xs[None, :, None] == 0
+    c_s = np.where(solo, (inst.alpha + inst.beta)[:, None, None], inst.beta[:, None, None])
+    return OptionTable(
+        xs=xs,
+        ys=ys,
+        feasible=feasible,
+        value0=value0,
+        gpu=np.broadcast_to(c_s * ys[None, None, :], shape),  # the same for every user: a view
+    )
+
+
+def _user_rows(inst: Instance, xs: np.ndarray, ys: np.ndarray, users: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``feasible`` and ``value0`` (module docstring) of ``users``."""
+    _, wd, we = inst.weights
+    n = users[:, None, None, None]
     s = np.arange(inst.n_servers)[None, :, None, None]
     x = xs[None, None, :, None]
     y = ys[None, None, None, :]
     lo, hi = inst.y_range(xs)
     in_range = (y >= lo[None, None, :, None]) & (y <= hi[None, None, :, None])
     delay = inst.delay(n, s, x, y)
-    feasible = in_range & (delay <= inst.deadline_s[:, None, None, None] * (1 + 1e-12))
+    feasible = in_range & (delay <= inst.deadline_s[users][:, None, None, None] * (1 + 1e-12))
     if not inst.allow_solo:
         feasible[:, :, 0, :] = False
     solo = (x == 0)
-    c_s = np.where(solo, (inst.alpha + inst.beta)[None, :, None, None], inst.beta[None, :, None, None])
-    gpu = c_s * y
-    value0 = -wd * delay - we * (inst.user_energy(n, x, y) + inst.power_w[None, :, None, None] * gpu)
-    shape = (inst.n_users, inst.n_servers, len(xs), len(ys))
-    return OptionTable(
-        xs=xs,
-        ys=ys,
-        feasible=np.broadcast_to(feasible, shape).copy(),
-        value0=np.broadcast_to(value0, shape).copy(),
-        gpu=np.broadcast_to(gpu, shape),  # the same for every user: a read-only view
-    )
+    c_s = np.where(solo, (inst.alpha + inst.beta)[None, :, None, None],
+                   inst.beta[None, :, None, None])
+    value0 = -wd * delay - we * (inst.user_energy(n, x, y) + inst.power_w[None, :, None, None]
+                                 * (c_s * y))
+    shape = (len(users), inst.n_servers, len(xs), len(ys))
+    return np.broadcast_to(feasible, shape), np.broadcast_to(value0, shape)

@@ -28,6 +28,7 @@ __all__ = ["column_milp", "dense_search", "solo_plan", "place_groups", "price_gu
            "sparse_search"]
 
 _BIG = 1e9
+_CHUNK_CELLS = 4_000_000  # (public, user) cells scored at once by _central_publics
 
 
 def price_guess(inst: Instance) -> np.ndarray:
@@ -65,9 +66,14 @@ def _central_publics(inst: Instance, pair_mask: np.ndarray | None,
     keep = settings.max_dense_cells // (cols_per_public * inst.n_users)
     if keep < 8:
         return np.zeros(0, dtype=int)
-    sim = inst.sim if pair_mask is None else np.where(pair_mask, inst.sim, -1.0)
-    med = np.median(sim, axis=0)
-    score = np.maximum(sim - med[None, :], 0.0).sum(axis=1)
+    score = np.zeros(inst.n_publics)
+    step = max(1, _CHUNK_CELLS // max(inst.n_publics, 1))  # users at once: bounded temporaries
+    for a in range(0, inst.n_users, step):
+        cols = slice(a, a + step)
+        sim = inst.sim[:, cols]
+        if pair_mask is not None:
+            sim = np.where(pair_mask[:, cols], sim, -1.0)
+        score += np.maximum(sim - np.median(sim, axis=0)[None, :], 0.0).sum(axis=1)
     return np.sort(np.argsort(-score)[:keep])
 
 

@@ -106,25 +106,40 @@ def greedy_split(inst: Instance, table: OptionTable, dec: Decision) -> Decision 
 
 def _fill(inst: Instance, dec: Decision, y: np.ndarray, feas: np.ndarray, val: np.ndarray,
           gpu: np.ndarray, rho: np.ndarray, a_g: np.ndarray) -> np.ndarray:
-    """Spend leftover budget on the single-user increase with the largest gain, repeatedly."""
+    """Spend leftover budget on single-user increases, largest gain first: each pass takes,
+    per server, the users' best increases in order of gain while they fit (one per user; a
+    group's launch overhead is charged to each riser against the launch count before the
+    pass, never less than it adds), until a pass takes none: a few passes over the users
+    where one step at a time took one pass per step (50,000 users: minutes)."""
     N = inst.n_users
     g = dec.user_group
     s_u = dec.server[g]
     ys = np.arange(feas.shape[1])
     y = y.copy()
+    rows = np.arange(N)
     for _ in range(4 * N + 10):
         launch = np.zeros(dec.n_groups, dtype=int)
         np.maximum.at(launch, g, y)
-        left = inst.budget_s - _gpu_per_server(inst, dec, y, gpu[np.arange(N), y])
+        left = inst.budget_s - _gpu_per_server(inst, dec, y, gpu[rows, y])
         up = np.maximum(ys[None, :] - launch[g][:, None], 0)
-        dv = val - val[np.arange(N), y][:, None] - rho[g][:, None] * up
-        dg = gpu - gpu[np.arange(N), y][:, None] + a_g[g][:, None] * up
+        dv = val - val[rows, y][:, None] - rho[g][:, None] * up
+        dg = gpu - gpu[rows, y][:, None] + a_g[g][:, None] * up
         ok = feas & (ys[None, :] > y[:, None]) & (dg <= left[s_u][:, None] + 1e-12) & (dv > 1e-12)
-        if not ok.any():
-            break
         dv = np.where(ok, dv, -np.inf)
-        n, k = np.unravel_index(np.argmax(dv), dv.shape)
-        y[n] = k
+        k = np.argmax(dv, axis=1)
+        gain, cost = dv[rows, k], dg[rows, k]
+        cand = np.flatnonzero(np.isfinite(gain))
+        if cand.size == 0:
+            break
+        cand = cand[np.lexsort((-gain[cand], s_u[cand]))]  # per server, largest gain first
+        srv = s_u[cand]
+        cum = np.cumsum(cost[cand])
+        first = np.searchsorted(srv, srv)  # each server's first position in ``cand``
+        cum -= np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
+        take = cand[cum <= left[srv] + 1e-12]
+        if take.size == 0:
+            break
+        y[take] = k[take]
     return y
 
 

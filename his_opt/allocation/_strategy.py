@@ -32,6 +32,7 @@ from ._settings import SolverSettings
 
 __all__ = ["CapacityError", "Strategy", "choose_strategy", "widen_to_publics"]
 
+_CHUNK_CELLS = 4_000_000  # (public, user) cells ranked at once by _top_k_mask
 _TABLE_BYTES_PER_CELL = 9  # feasible (bool) + value0 (float64); gpu is a broadcast view
 
 
@@ -59,10 +60,13 @@ def _top_k_mask(inst: Instance, allowed: np.ndarray, k: int | None) -> np.ndarra
         return None
     if k is None or k >= inst.n_publics:
         return allowed
-    score = np.where(allowed, inst.sim, -np.inf)
-    idx = np.argpartition(-score, k - 1, axis=0)[:k]
     mask = np.zeros(inst.sim.shape, dtype=bool)
-    np.put_along_axis(mask, idx, True, axis=0)
+    step = max(1, _CHUNK_CELLS // max(inst.n_publics, 1))  # users at once: bounded temporaries
+    for a in range(0, inst.n_users, step):
+        cols = slice(a, a + step)
+        score = np.where(allowed[:, cols], inst.sim[:, cols], -np.inf)
+        idx = np.argpartition(-score, k - 1, axis=0)[:k]
+        np.put_along_axis(mask[:, cols], idx, True, axis=0)
     own = inst.own_public >= 0
     mask[inst.own_public[own], np.flatnonzero(own)] = True
     return mask & allowed

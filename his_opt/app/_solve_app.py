@@ -9,31 +9,54 @@ import numpy as np
 from .._errors import InputError
 from ..io import SolveInputs
 
-__all__ = ["build_solve_instance", "similarity_matrix"]
+__all__ = ["MAX_SIMILARITY_BYTES", "build_solve_instance", "similarity_matrix"]
 
 
-def similarity_matrix(inputs: SolveInputs, *, model: Any = None) -> np.ndarray:
+MAX_SIMILARITY_BYTES = 2 * 2**30
+"""The similarity matrix (public candidates x users, float64) may take this much memory; a
+larger one is refused before any prompt is embedded (pass fewer ``--candidates``)."""
+
+
+def similarity_matrix(inputs: SolveInputs, *, model: Any = None,
+                      max_bytes: int = MAX_SIMILARITY_BYTES) -> np.ndarray:
     """The ``(publics, users)`` cosine matrix of ``inputs``.
 
     From the precomputed table when ``inputs`` has one (no torch is imported), else by embedding
-    every distinct prompt once with ``model`` (an object with ``.matrix(prompts)``; default a
-    ``PromptSimilarity`` of ``inputs.similarity_model``). A model folder that cannot be loaded is
-    an ``InputError`` on ``--similarity-model``.
+    every distinct prompt once with ``model`` (an object with ``.encode(prompts)`` returning
+    normalised rows, or ``.matrix(prompts)``; default a ``PromptSimilarity`` of
+    ``inputs.similarity_model``). A model folder that cannot be loaded is an ``InputError`` on
+    ``--similarity-model``; a matrix past ``max_bytes`` one on ``--candidates``.
     """
     from ..allocation import public_candidates
 
     prompts = [str(p) for p in inputs.users["prompt"]]
     publics = public_candidates(prompts, inputs.candidates)
+    need = 8 * len(publics) * len(prompts)
+    if need > max_bytes:
+        fit = max(max_bytes // (8 * len(prompts)), 1)
+        raise InputError(
+            f"{len(publics):,} public candidates x {len(prompts):,} users need "
+            f"{_size(need)} for the similarity matrix (limit {_size(max_bytes)}): pass at most "
+            f"{fit:,} public prompts with --candidates",
+            file=(inputs.files.get("candidates") or inputs.files.get("users") or {}).get("file"),
+            field="--candidates")
     if inputs.similarity_table is not None and model is None:
         return inputs.similarity_table.lookup(publics, prompts)
     if model is None:
         model = _load_model(inputs.similarity_model)
     unique = list(dict.fromkeys(publics + prompts))
-    full = np.asarray(model.matrix(unique), dtype=float)
     index = {t: i for i, t in enumerate(unique)}
     ip = np.array([index[t] for t in publics], dtype=int)
     iu = np.array([index[t] for t in prompts], dtype=int)
+    if hasattr(model, "encode"):  # the rows only: never the distinct prompts squared
+        emb = np.asarray(model.encode(unique), dtype=np.float64)
+        return emb[ip] @ emb[iu].T
+    full = np.asarray(model.matrix(unique), dtype=float)
     return full[np.ix_(ip, iu)]
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**29 else f"{n_bytes / 2**20:.1f} MiB"
 
 
 def _load_model(folder: str | None) -> Any:
