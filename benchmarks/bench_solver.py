@@ -61,7 +61,7 @@ ROWS: dict[str, tuple[int, str, float, str]] = {
     "50000-16m": (50000, "16-mixed", 120.0, "RSS < 4 GB, within the limit"),
 }
 # rows whose public candidates are capped (the first distinct prompts, as a --candidates file
-# would give them): 47,000 distinct prompts x 50,000 users would need 19 GB of similarities
+# would give them): 36,305 distinct prompts x 50,000 users would need 14.5 GB of similarities
 CANDIDATES: dict[str, int] = {"50000-16m": 2000}
 SOLVERS = ("new", "previous", "milp", "exact")
 EXACT_MAX_USERS = 8
@@ -290,17 +290,25 @@ def whole_cli(row: str, seed: int, time_limit: float | None) -> None:
         cmd = [sys.executable, str(REPO / "solve.py"), str(folder / "users.csv"), "--servers",
                str(folder / "servers.csv"), "--time-limit", str(limit), "--seed", str(seed),
                "--out", str(folder / "report.xlsx"), "--plan", str(folder / "plan.json")]
+        if row in CANDIDATES:  # the first distinct prompts, as for the solver rows
+            firsts = list(dict.fromkeys(users["prompt"].astype(str)))[: CANDIDATES[row]]
+            (folder / "candidates.txt").write_text("\n".join(firsts) + "\n")
+            cmd += ["--candidates", str(folder / "candidates.txt")]
         print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        import resource
+
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     allowed = 1.1 * (limit + embed_s)
     print(proc.stdout.rstrip())
     if proc.returncode not in (0, 1):
         print(proc.stderr.rstrip()[-2000:])
     verdict = "within" if wall <= allowed else "OVER"
     print(f"\nwhole CLI, row {row} ({n} users, {mix}): exit {proc.returncode}, wall {wall:.1f} s; "
-          f"limit {limit:.0f} s + embedding {embed_s:.1f} s + 10% = {allowed:.1f} s: {verdict}")
+          f"limit {limit:.0f} s + embedding {embed_s:.1f} s + 10% = {allowed:.1f} s: {verdict}; "
+          f"largest child process (the embedding probe or solve.py) peak RSS {rss_mb:.0f} MB")
 
 
 # ---------------------------------------------------------------------------- main

@@ -8,8 +8,15 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from his_opt.allocation import SolverSettings, check_feasible, evaluate
-from his_opt.allocation import _options, _primal, _strategy
+from his_opt.allocation import (
+    SolverSettings,
+    _options,
+    _primal,
+    _split,
+    _strategy,
+    check_feasible,
+    evaluate,
+)
 from his_opt.allocation._decision import Decision
 from his_opt.allocation._heuristics import greedy_grouping
 from his_opt.allocation._options import build_option_table
@@ -37,6 +44,16 @@ def test_chunked_builds_equal_one_block(monkeypatch) -> None:  # noqa: ANN001
     assert np.array_equal(parts.gpu, whole.gpu)
     assert np.array_equal(_strategy._top_k_mask(inst, inst.share_allowed, 3), mask)
     assert np.array_equal(_primal._central_publics(inst, inst.share_allowed, settings), central)
+
+
+def _lowest(inst, table, dec: Decision):  # noqa: ANN001, ANN202
+    """``_fill``'s arguments from every user's smallest feasible ``y`` (as ``greedy_split``)."""
+    s_u, _, feas, val, gpu = _split._user_tables(inst, table, dec)
+    shared = dec.public >= 0
+    we = inst.weights[2]
+    rho = np.where(shared, we * inst.power_w[dec.server] * inst.alpha[dec.server], 0.0)
+    a_g = np.where(shared, inst.alpha[dec.server], 0.0)
+    return np.argmax(feas, axis=1), feas, val, gpu, rho, a_g
 
 
 def _no_single_step_fits_and_gains(inst, table, dec: Decision) -> None:  # noqa: ANN001
@@ -67,5 +84,26 @@ def test_split_ends_where_no_single_step_fits_and_gains(seed: int, n_users: int,
         split = greedy_split(inst, table, dec)
         assert split is not None and not check_feasible(inst, split)
         _no_single_step_fits_and_gains(inst, table, split)
+        # from every user's smallest feasible y (where the bisection gives up on a server),
+        # the fill alone must take several passes to get there
+        low = _split._fill(inst, split, *_lowest(inst, table, split))
+        assert not check_feasible(inst, split.with_y(low))
+        _no_single_step_fits_and_gains(inst, table, split.with_y(low))
         checked += 1
     assume(checked)  # tight deadlines can leave no plan at all
+
+
+def test_build_instance_takes_over_a_handed_matrix_only_when_asked() -> None:
+    from his_opt.allocation import build_instance
+    from his_opt.allocation._synthetic import benchmark_workload
+    from his_opt.hiqm import load_default_hiqm
+
+    w = benchmark_workload(12, "1", random_state=0)
+    sim = w.similarity()
+    sim[0, 0] = 1.0 + 1e-9  # rounding past 1: clipped on the instance's matrix
+    hiqm = load_default_hiqm(w.scenario.variant)
+    kept = build_instance(w.users, w.servers, w.scenario, hiqm, similarity=sim)
+    assert not np.shares_memory(kept.sim, sim) and sim[0, 0] > 1.0
+    taken = build_instance(w.users, w.servers, w.scenario, hiqm, similarity=sim, copy=False)
+    assert np.shares_memory(taken.sim, sim) and sim[0, 0] == 1.0
+    assert np.array_equal(taken.sim, kept.sim)

@@ -111,7 +111,25 @@ def test_a_similarity_matrix_past_its_memory_cap_is_refused_before_embedding():
         def encode(self, prompts):
             raise AssertionError("embedded past the cap")
 
-    with pytest.raises(InputError, match=r"'--candidates': 8 public .* MiB .* pass at most 2 public") as err:
+    with pytest.raises(InputError, match=r"'--candidates': 8 public .* 512 bytes .* pass at most 2 public") as err:
         similarity_matrix(inputs, model=NoModel(), max_bytes=8 * n * 2)
     assert "\n" not in str(err.value) and str(USERS) in str(err.value)
     assert similarity_matrix(inputs, max_bytes=8 * n * n_pub).shape == (n_pub, n)
+
+
+def test_a_model_with_encode_only_builds_the_instance_from_its_rows():
+    """The matrix comes from the embeddings of the distinct prompts (never their square), and
+    the instance keeps that fresh matrix instead of a second copy."""
+    inputs = SolveInputs.load(USERS, similarity=SIM, seed=0)
+    table = load_similarity_table(SIM)
+    rows = {p: i for i, p in enumerate(table.rows)}
+    # rows whose dot products are the table's cosines: its Cholesky factor
+    factor = np.linalg.cholesky(table.values + 1e-9 * np.eye(len(table.rows)))
+
+    class EncodeOnly:
+        def encode(self, prompts):
+            return factor[[rows[p] for p in prompts]]
+
+    inst = build_solve_instance(inputs, similarity=EncodeOnly())
+    looked_up = similarity_matrix(inputs)
+    np.testing.assert_allclose(inst.sim, np.clip(looked_up, -1, 1), atol=1e-6)

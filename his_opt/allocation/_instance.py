@@ -167,14 +167,15 @@ def public_candidates(prompts: Sequence[str], candidates: Sequence[str] | None =
     return publics
 
 
-def _as_similarity_matrix(similarity: Any, n_p: int, n_u: int) -> np.ndarray:
-    """The ``(publics, users)`` cosine matrix as finite floats in [-1, 1]."""
+def _as_similarity_matrix(similarity: Any, n_p: int, n_u: int, copy: bool = True) -> np.ndarray:
+    """The ``(publics, users)`` cosine matrix as finite floats in [-1, 1] (``copy=False``: a
+    float64 array is used, and clipped, in place)."""
     if similarity is None or hasattr(similarity, "matrix"):
         raise ValueError(
             "similarity must be a (publics, users) array of cosines; compute it with "
             "his_opt.app.similarity_matrix or read one with his_opt.io.load_similarity_table"
         )
-    sim = np.array(similarity, dtype=float)  # the instance's own copy, clipped in place
+    sim = np.array(similarity, dtype=float) if copy else np.asarray(similarity, dtype=float)
     if sim.shape != (n_p, n_u):
         raise ValueError(
             f"similarity matrix must have shape (publics, users) = {(n_p, n_u)}, got {sim.shape}"
@@ -193,13 +194,16 @@ def build_instance(
     similarity: Any = None,
     candidates: Sequence[str] | None = None,
     random_state: int | None = None,
+    copy: bool = True,
 ) -> Instance:
     """Build the :class:`Instance` from the canonical users table (a pandas DataFrame).
 
     ``similarity`` is the ``(publics, users)`` array of cosines (numbers only: this layer loads
     no embedding model). Public-prompt candidates (its rows) are :func:`public_candidates`:
     ``candidates`` deduplicated in order or, by default, the users' distinct prompts in order of
-    first use. ``random_state`` seeds the image seeds written into plans.
+    first use. ``random_state`` seeds the image seeds written into plans. ``copy=False`` lets
+    the instance keep (and clip in place) a float64 ``similarity`` its caller hands over, so a
+    large matrix is never held twice.
     Raises ``ValueError`` on API misuse (missing columns, bad arrays, a HIQM for another T).
     """
     missing = [c for c in USER_TABLE_COLUMNS if c not in users.columns]
@@ -230,7 +234,7 @@ def build_instance(
     negatives = [opt_str(v) for v in users["negative_prompt"]]
     subjects = [opt_str(v) for v in users["subject"]]
     publics = public_candidates(prompts, candidates)
-    sim = _as_similarity_matrix(similarity, len(publics), len(prompts))
+    sim = _as_similarity_matrix(similarity, len(publics), len(prompts), copy=copy)
     index = {t: i for i, t in enumerate(publics)}
     own = np.array([index.get(p, -1) for p in prompts], dtype=int)
 

@@ -14,7 +14,8 @@ __all__ = ["MAX_SIMILARITY_BYTES", "build_solve_instance", "similarity_matrix"]
 
 MAX_SIMILARITY_BYTES = 2 * 2**30
 """The similarity matrix (public candidates x users, float64) may take this much memory; a
-larger one is refused before any prompt is embedded (pass fewer ``--candidates``)."""
+larger one is refused before any prompt is embedded or looked up (pass fewer
+``--candidates``). It bounds the matrix only: the solver's option table comes on top."""
 
 
 def similarity_matrix(inputs: SolveInputs, *, model: Any = None,
@@ -33,11 +34,12 @@ def similarity_matrix(inputs: SolveInputs, *, model: Any = None,
     publics = public_candidates(prompts, inputs.candidates)
     need = 8 * len(publics) * len(prompts)
     if need > max_bytes:
-        fit = max(max_bytes // (8 * len(prompts)), 1)
+        fit = max_bytes // (8 * len(prompts))
+        advice = (f"pass at most {fit:,} public prompts with --candidates" if fit
+                  else "solve fewer users per call")
         raise InputError(
             f"{len(publics):,} public candidates x {len(prompts):,} users need "
-            f"{_size(need)} for the similarity matrix (limit {_size(max_bytes)}): pass at most "
-            f"{fit:,} public prompts with --candidates",
+            f"{_size(need)} for the similarity matrix (limit {_size(max_bytes)}): {advice}",
             file=(inputs.files.get("candidates") or inputs.files.get("users") or {}).get("file"),
             field="--candidates")
     if inputs.similarity_table is not None and model is None:
@@ -56,7 +58,9 @@ def similarity_matrix(inputs: SolveInputs, *, model: Any = None,
 
 
 def _size(n_bytes: int) -> str:
-    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**29 else f"{n_bytes / 2**20:.1f} MiB"
+    if n_bytes >= 2**29:
+        return f"{n_bytes / 2**30:.1f} GiB"
+    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes:,} bytes"
 
 
 def _load_model(folder: str | None) -> Any:
@@ -80,7 +84,8 @@ def build_solve_instance(inputs: SolveInputs, *, similarity: Any = None) -> Any:
     precomputed ``(publics, users)`` array (default: :func:`similarity_matrix`)."""
     from ..allocation import build_instance
 
-    if similarity is None or hasattr(similarity, "matrix"):
+    owned = similarity is None or hasattr(similarity, "matrix") or hasattr(similarity, "encode")
+    if owned:
         sim = similarity_matrix(inputs, model=similarity)
     else:
         sim = np.asarray(similarity, dtype=float)
@@ -92,4 +97,5 @@ def build_solve_instance(inputs: SolveInputs, *, similarity: Any = None) -> Any:
         similarity=sim,
         candidates=inputs.candidates,
         random_state=inputs.seed,
+        copy=not owned,  # a matrix computed here is handed over, never held twice
     )
