@@ -19,8 +19,8 @@ __all__ = ["assign_servers", "best_x", "greedy_grouping", "round_lp"]
 
 def _user_value(inst: Instance, table: OptionTable, s: int, lam: float) -> np.ndarray:
     """``(N, len(xs))``: each user's best user-only value at price ``lam`` (-inf: infeasible)."""
-    v = np.where(table.feasible[:, s], table.value0[:, s] - lam * table.gpu[:, s], -np.inf)
-    return v.max(axis=2)
+    return np.max(table.value0[:, s] - lam * table.gpu[0, s], axis=2, where=table.feasible[:, s],
+                  initial=-np.inf)
 
 
 def best_x(
@@ -67,8 +67,11 @@ def _complete(
     groups: list[tuple[int, np.ndarray]],
     rest: np.ndarray,
     lam: np.ndarray,
+    uvals: dict[tuple[int, float], np.ndarray] | None = None,
 ) -> Decision | None:
-    """Turn (public, members) groups and leftover users into a decision with x, servers and y."""
+    """Turn (public, members) groups and leftover users into a decision with x, servers and y;
+    ``uvals`` keeps :func:`_user_value` at price 0 per server across calls (every greedy
+    threshold starts there; one ``(users, xs)`` array per server)."""
     sc = inst.scenario
     items: list[tuple[int, np.ndarray]] = list(groups)
     if not inst.allow_solo and rest.size:
@@ -96,12 +99,14 @@ def _complete(
     srv = assign_servers(inst, np.array(est)) if est else np.zeros(0, dtype=int)
     server, public, xs = [], [], []
     user_group = np.full(inst.n_users, -1)
-    uvals = {}
+    local: dict[tuple[int, float], np.ndarray] = {}
     for k, (p, m) in enumerate(items):
         s = int(srv[k])
-        if s not in uvals:
-            uvals[s] = _user_value(inst, table, s, float(lam[s]))
-        x = best_x(inst, table, p, m, s, float(lam[s]), uvals[s])
+        key = (s, float(lam[s]))
+        cache = uvals if uvals is not None and key[1] == 0.0 else local  # zero: every threshold's
+        if key not in cache:
+            cache[key] = _user_value(inst, table, s, key[1])
+        x = best_x(inst, table, p, m, s, key[1], cache[key])
         if x is None:
             if not inst.allow_solo:
                 return None
@@ -151,6 +156,7 @@ def greedy_grouping(
     ``deadline`` (a ``time.perf_counter()`` value) no further threshold is tried."""
     sc = inst.scenario
     best, best_obj = None, -np.inf
+    uvals: dict[tuple[int, float], np.ndarray] = {}  # at price 0: the same every threshold
     for t in thresholds:
         if deadline is not None and best is not None and time.perf_counter() > deadline:
             break
@@ -170,7 +176,7 @@ def greedy_grouping(
         lam = np.zeros(inst.n_servers)
         dec = None
         for _ in range(2):
-            cand = _complete(inst, table, groups, rest, lam)
+            cand = _complete(inst, table, groups, rest, lam, uvals)
             if cand is None:
                 break
             dec = cand
