@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -298,8 +299,6 @@ def whole_cli(row: str, seed: int, time_limit: float | None) -> None:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - t0
-        import resource
-
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     allowed = 1.1 * (limit + embed_s)
     print(proc.stdout.rstrip())

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from his_opt.allocation import (
     SolverSettings,
-    _options,
+    _instance,
     _primal,
     _split,
     _strategy,
@@ -35,9 +35,9 @@ def test_chunked_builds_equal_one_block(monkeypatch) -> None:  # noqa: ANN001
     central = _primal._central_publics(inst, inst.share_allowed, settings)
     assert central is not None and 8 <= central.size < inst.n_publics
     cells = 3 * len(whole.xs) * len(whole.ys)
-    monkeypatch.setattr(_options, "_CHUNK_CELLS", 5 * cells)  # 5 users at a time
-    monkeypatch.setattr(_strategy, "_CHUNK_CELLS", 4 * inst.n_publics)
-    monkeypatch.setattr(_primal, "_CHUNK_CELLS", 4 * inst.n_publics)
+    chunk = 5 * max(cells, inst.n_publics)  # a few users at a time in every build
+    assert chunk // cells < inst.n_users and chunk // inst.n_publics < inst.n_users
+    monkeypatch.setattr(_instance, "_CHUNK_CELLS", chunk)
     parts = build_option_table(inst)
     assert np.array_equal(parts.feasible, whole.feasible)
     assert np.array_equal(parts.value0, whole.value0)

@@ -67,11 +67,11 @@ def _complete(
     groups: list[tuple[int, np.ndarray]],
     rest: np.ndarray,
     lam: np.ndarray,
-    uvals: dict[tuple[int, float], np.ndarray] | None = None,
+    uvals: dict[int, np.ndarray] | None = None,
 ) -> Decision | None:
     """Turn (public, members) groups and leftover users into a decision with x, servers and y;
-    ``uvals`` keeps :func:`_user_value` at price 0 per server across calls (every greedy
-    threshold starts there; one ``(users, xs)`` array per server)."""
+    ``uvals``: :func:`_user_value` per server at these ``lam``, filled as needed (a caller
+    that keeps it across calls at the same prices computes each once)."""
     sc = inst.scenario
     items: list[tuple[int, np.ndarray]] = list(groups)
     if not inst.allow_solo and rest.size:
@@ -99,14 +99,12 @@ def _complete(
     srv = assign_servers(inst, np.array(est)) if est else np.zeros(0, dtype=int)
     server, public, xs = [], [], []
     user_group = np.full(inst.n_users, -1)
-    local: dict[tuple[int, float], np.ndarray] = {}
+    uvals = {} if uvals is None else uvals
     for k, (p, m) in enumerate(items):
         s = int(srv[k])
-        key = (s, float(lam[s]))
-        cache = uvals if uvals is not None and key[1] == 0.0 else local  # zero: every threshold's
-        if key not in cache:
-            cache[key] = _user_value(inst, table, s, key[1])
-        x = best_x(inst, table, p, m, s, key[1], cache[key])
+        if s not in uvals:
+            uvals[s] = _user_value(inst, table, s, float(lam[s]))
+        x = best_x(inst, table, p, m, s, float(lam[s]), uvals[s])
         if x is None:
             if not inst.allow_solo:
                 return None
@@ -156,7 +154,7 @@ def greedy_grouping(
     ``deadline`` (a ``time.perf_counter()`` value) no further threshold is tried."""
     sc = inst.scenario
     best, best_obj = None, -np.inf
-    uvals: dict[tuple[int, float], np.ndarray] = {}  # at price 0: the same every threshold
+    at_zero: dict[int, np.ndarray] = {}  # user values at price 0: the same every threshold
     for t in thresholds:
         if deadline is not None and best is not None and time.perf_counter() > deadline:
             break
@@ -176,7 +174,7 @@ def greedy_grouping(
         lam = np.zeros(inst.n_servers)
         dec = None
         for _ in range(2):
-            cand = _complete(inst, table, groups, rest, lam, uvals)
+            cand = _complete(inst, table, groups, rest, lam, None if lam.any() else at_zero)
             if cand is None:
                 break
             dec = cand

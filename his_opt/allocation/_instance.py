@@ -16,7 +16,7 @@ are those of the model documented in :mod:`his_opt.allocation`:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,19 @@ from .._columns import USER_TABLE_COLUMNS
 from ..costs import Channel, EdgeServer, downlink_bits
 from ..scenario import Scenario
 
-__all__ = ["Instance", "USER_TABLE_COLUMNS", "build_instance", "public_candidates"]
+__all__ = ["Instance", "USER_TABLE_COLUMNS", "build_instance", "public_candidates", "user_chunks"]
+
+_CHUNK_CELLS = 4_000_000
+"""Cells built at once by the per-user arrays of large instances (option table, top-k mask,
+central publics): their temporaries are a few arrays of this size (~30 MB each), not of the
+whole instance (50,000 users x 16 servers: 1.5 GB each)."""
+
+
+def user_chunks(n_users: int, cells_per_user: int) -> Iterator[slice]:
+    """Consecutive slices of the users, each about ``_CHUNK_CELLS`` cells."""
+    step = max(1, _CHUNK_CELLS // max(cells_per_user, 1))
+    for a in range(0, n_users, step):
+        yield slice(a, min(a + step, n_users))
 
 
 

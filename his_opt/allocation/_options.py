@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._instance import Instance
+from ._instance import Instance, user_chunks
 
 __all__ = ["OptionTable", "build_option_table"]
 
@@ -39,12 +39,6 @@ class OptionTable:
         return self.feasible.any(axis=3)
 
 
-_CHUNK_CELLS = 4_000_000
-"""Cells (user x server x x x y) built at once: the temporaries of one chunk (a few float
-arrays of this size, ~30 MB each) instead of the whole table's (50,000 users x 16 servers:
-1.5 GB each)."""
-
-
 def build_option_table(inst: Instance) -> OptionTable:
     """Tabulate every user's feasible ``y`` and its user-only value, per server and ``x``; built
     in chunks of users, so its peak memory is the table itself plus one chunk."""
@@ -52,26 +46,21 @@ def build_option_table(inst: Instance) -> OptionTable:
     xs = np.concatenate([[0], inst.x_values])
     ys = np.arange(sc.edge_steps_max + 1)
     shape = (inst.n_users, inst.n_servers, len(xs), len(ys))
-    feasible = np.empty(shape, dtype=bool)
-    value0 = np.empty(shape)
-    step = max(1, _CHUNK_CELLS // (inst.n_servers * len(xs) * len(ys)))
-    for a in range(0, inst.n_users, step):
-        b = min(a + step, inst.n_users)
-        feasible[a:b], value0[a:b] = _user_rows(inst, xs, ys, np.arange(a, b))
     solo = xs[None, :, None] == 0
     c_s = np.where(solo, (inst.alpha + inst.beta)[:, None, None], inst.beta[:, None, None])
-    return OptionTable(
-        xs=xs,
-        ys=ys,
-        feasible=feasible,
-        value0=value0,
-        gpu=np.broadcast_to(c_s * ys[None, None, :], shape),  # the same for every user: a view
-    )
+    gpu = c_s * ys[None, None, :]  # (S, len(xs), len(ys)): the same for every user
+    feasible = np.empty(shape, dtype=bool)
+    value0 = np.empty(shape)
+    for rows in user_chunks(inst.n_users, gpu.size):
+        feasible[rows], value0[rows] = _user_rows(inst, xs, ys, gpu,
+                                                  np.arange(rows.start, rows.stop))
+    return OptionTable(xs=xs, ys=ys, feasible=feasible, value0=value0,
+                       gpu=np.broadcast_to(gpu, shape))  # a read-only view
 
 
-def _user_rows(inst: Instance, xs: np.ndarray, ys: np.ndarray, users: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """``feasible`` and ``value0`` (module docstring) of ``users``."""
+def _user_rows(inst: Instance, xs: np.ndarray, ys: np.ndarray, gpu: np.ndarray,
+               users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``feasible`` and ``value0`` (module docstring) of ``users``; ``gpu`` per (s, x, y)."""
     _, wd, we = inst.weights
     n = users[:, None, None, None]
     s = np.arange(inst.n_servers)[None, :, None, None]
@@ -83,10 +72,7 @@ def _user_rows(inst: Instance, xs: np.ndarray, ys: np.ndarray, users: np.ndarray
     feasible = in_range & (delay <= inst.deadline_s[users][:, None, None, None] * (1 + 1e-12))
     if not inst.allow_solo:
         feasible[:, :, 0, :] = False
-    solo = (x == 0)
-    c_s = np.where(solo, (inst.alpha + inst.beta)[None, :, None, None],
-                   inst.beta[None, :, None, None])
     value0 = -wd * delay - we * (inst.user_energy(n, x, y) + inst.power_w[None, :, None, None]
-                                 * (c_s * y))
+                                 * gpu[None])
     shape = (len(users), inst.n_servers, len(xs), len(ys))
     return np.broadcast_to(feasible, shape), np.broadcast_to(value0, shape)

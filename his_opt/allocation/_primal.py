@@ -18,7 +18,7 @@ from ._decision import Decision
 from ._dual import ServerDual
 from ._heuristics import assign_servers, ufl_search
 from ._highs import solve_highs
-from ._instance import Instance
+from ._instance import Instance, user_chunks
 from ._milp import build_compact_model, usable_options
 from ._options import OptionTable
 from ._settings import SolverSettings
@@ -28,7 +28,6 @@ __all__ = ["column_milp", "dense_search", "solo_plan", "place_groups", "price_gu
            "sparse_search"]
 
 _BIG = 1e9
-_CHUNK_CELLS = 4_000_000  # (public, user) cells scored at once by _central_publics
 
 
 def price_guess(inst: Instance) -> np.ndarray:
@@ -67,9 +66,7 @@ def _central_publics(inst: Instance, pair_mask: np.ndarray | None,
     if keep < 8:
         return np.zeros(0, dtype=int)
     score = np.zeros(inst.n_publics)
-    step = max(1, _CHUNK_CELLS // max(inst.n_publics, 1))  # users at once: bounded temporaries
-    for a in range(0, inst.n_users, step):
-        cols = slice(a, a + step)
+    for cols in user_chunks(inst.n_users, inst.n_publics):  # bounded temporaries
         sim = inst.sim[:, cols]
         if pair_mask is not None:
             sim = np.where(pair_mask[:, cols], sim, -1.0)

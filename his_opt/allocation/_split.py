@@ -136,9 +136,7 @@ def _fill(inst: Instance, dec: Decision, y: np.ndarray, feas: np.ndarray, val: n
         cum = np.cumsum(cost[cand])
         first = np.searchsorted(srv, srv)  # each server's first position in ``cand``
         cum -= np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
-        take = cand[cum <= left[srv] + 1e-12]
-        if take.size == 0:
-            break
+        take = cand[cum <= left[srv] + 1e-12]  # each server's first fits: every pass takes one
         y[take] = k[take]
     return y
 

@@ -27,12 +27,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._dual import dual_top_k
-from ._instance import Instance
+from ._instance import Instance, user_chunks
 from ._settings import SolverSettings
 
 __all__ = ["CapacityError", "Strategy", "choose_strategy", "widen_to_publics"]
 
-_CHUNK_CELLS = 4_000_000  # (public, user) cells ranked at once by _top_k_mask
 _TABLE_BYTES_PER_CELL = 9  # feasible (bool) + value0 (float64); gpu is a broadcast view
 
 
@@ -61,9 +60,7 @@ def _top_k_mask(inst: Instance, allowed: np.ndarray, k: int | None) -> np.ndarra
     if k is None or k >= inst.n_publics:
         return allowed
     mask = np.zeros(inst.sim.shape, dtype=bool)
-    step = max(1, _CHUNK_CELLS // max(inst.n_publics, 1))  # users at once: bounded temporaries
-    for a in range(0, inst.n_users, step):
-        cols = slice(a, a + step)
+    for cols in user_chunks(inst.n_users, inst.n_publics):  # bounded temporaries
         score = np.where(allowed[:, cols], inst.sim[:, cols], -np.inf)
         idx = np.argpartition(-score, k - 1, axis=0)[:k]
         np.put_along_axis(mask[:, cols], idx, True, axis=0)
