@@ -8,6 +8,8 @@ import json
 import numpy as np
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from his_opt._errors import InputError
 from his_opt.hiqm import load_default_hiqm
@@ -341,3 +343,41 @@ def test_chart_data_headers_get_the_rows_they_wrap_to(plan, hiqm, tmp_path):
         wrapped += lines > 1
         assert data.row_dimensions[cells[0].row].height >= LINE_PT * lines
     assert wrapped >= 1  # the histograms' "..., bins from" headers
+
+
+def _paths(obj, prefix=()):
+    """Every (path, value) in a JSON document, containers included."""
+    yield prefix, obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        yield from _paths(v, (*prefix, k))
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-50, 50) | st.floats(-2, 40) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner,
+                                                                 max_size=2),
+    max_leaves=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fast_schema_check_agrees_with_jsonschema(plan, data):
+    """The compiled validator that passes valid plans (``jsonschema-rs``) accepts exactly what
+    ``jsonschema`` accepts: one field of a valid plan replaced by any JSON value, or deleted."""
+    import jsonschema
+
+    from his_opt.report._schema import PLAN_JSON_SCHEMA, _fast_validator
+
+    doc = copy.deepcopy(plan)
+    paths = [p for p, _ in _paths(doc) if p]
+    path = data.draw(st.sampled_from(paths))
+    parent = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(_JSON_VALUES)
+    slow = jsonschema.Draft202012Validator(PLAN_JSON_SCHEMA).is_valid(doc)
+    assert _fast_validator("full").is_valid(doc) == slow

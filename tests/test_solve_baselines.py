@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from _logs import logged
 
 from his_opt._errors import InputError
 from his_opt.allocation import run_baselines
@@ -103,25 +104,9 @@ def test_baseline_out_of_time_says_time_limit(name):
     assert solved.status != "time_limit"
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def test_baselines_log_start_and_end():
-    logger, handler = logging.getLogger("his_opt.allocation._baselines"), _Lines()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
+    with logged("his_opt.allocation._baselines") as handler:
         run_baselines(tiny_instance(0), 0, time_limit=30.0, names=["IIS", "greedy"])
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     lines = handler.lines
     assert [line.split(":")[0] for line in lines] == ["baseline IIS"] * 2 + ["baseline greedy"] * 2
     assert lines[0].endswith("started, time limit 30.0 s") and lines[1].endswith(" s")

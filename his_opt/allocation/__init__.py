@@ -46,6 +46,7 @@ from ._diagnose import diagnose, smallest_budgets
 from ._enumerate import exact_optimum
 from ._evaluate import Evaluation, check_feasible, evaluate, simulate_gpu_time
 from ._instance import USER_TABLE_COLUMNS, Instance, build_instance, public_candidates
+from ._options import OptionTable, build_option_table
 from ._result import (
     FEASIBLE_GAP,
     INFEASIBLE,
@@ -80,10 +81,12 @@ __all__ = [
     "Evaluation",
     "GroupPlan",
     "Instance",
+    "OptionTable",
     "Plan",
     "SolveResult",
     "UserPlan",
     "brute_force",
+    "build_option_table",
     "build_instance",
     "check_feasible",
     "diagnose",

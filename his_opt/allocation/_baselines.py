@@ -43,6 +43,7 @@ from ._result import (
     make_plan,
     relative_gap,
 )
+from ._settings import SolverSettings
 from ._split import greedy_split
 
 __all__ = ["BASELINES", "gfis", "greedy", "iis", "ppgfis", "run_baselines", "subject_groups"]
@@ -311,11 +312,13 @@ def ppgfis(inst: Instance, *, random_state: int | None = None, time_limit: float
 def greedy(inst: Instance, *, table: OptionTable | None = None,
            time_limit: float = math.inf) -> SolveResult:
     """The greedy baseline (a heuristic: no bound, status ``feasible_gap``); it starts only
-    within ``time_limit`` and tries no further similarity threshold past it (the first always
-    runs: under a second at 1,000 users, about 2 s at 50,000)."""
+    within ``time_limit``, when its first similarity threshold's measured cost
+    (``SolverSettings.greedy_seconds_per_pair``) fits, and tries no further threshold past it
+    (the first always runs: under a second at 1,000 users, about 2 s at 50,000)."""
     t0, deadline = time.perf_counter(), _deadline(time_limit)
     scope = "none (heuristic, no bound)"
-    if _out_of_time(deadline):
+    first_threshold = inst.n_publics * inst.n_users * SolverSettings().greedy_seconds_per_pair
+    if _out_of_time(deadline) or first_threshold > time_limit:
         return _timed_out(inst, "greedy", scope, t0)
     table = table or build_option_table(inst)
     if _out_of_time(deadline):
@@ -339,16 +342,19 @@ def _logged(name: str, time_limit: float, run: Callable[[], SolveResult]) -> Sol
 
 def run_baselines(inst: Instance, random_state: int | None = None, *,
                   time_limit: float = 30.0, mip_gap: float = 1e-6,
-                  names: Sequence[str] | None = None) -> dict[str, SolveResult]:
+                  names: Sequence[str] | None = None,
+                  table: OptionTable | None = None) -> dict[str, SolveResult]:
     """The baselines on ``inst``: ``{"IIS": ..., "GFIS": ..., "PPGFIS": ..., "greedy": ...}``,
     or only those in ``names`` (spelled as in ``BASELINES``), in that order. ``time_limit``
-    bounds each baseline's call (the option table they share is built once, before them)."""
+    bounds each baseline's call; the option table they share (``table``, when the caller has
+    it) is built once, before them."""
     names = BASELINES if names is None else tuple(names)
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; known: {list(BASELINES)}")
     _deadline(time_limit)
-    table = build_option_table(inst)
+    if table is None and time_limit > 0:  # a spent budget builds nothing: each reports so
+        table = build_option_table(inst)
     runs: dict[str, Callable[[], SolveResult]] = {
         "IIS": lambda: iis(inst, time_limit=time_limit, mip_gap=mip_gap, table=table),
         "GFIS": lambda: gfis(inst, random_state=random_state, time_limit=time_limit,

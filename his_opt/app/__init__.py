@@ -4,6 +4,7 @@
 on numbers; only this layer knows all three.
 """
 
+from ._run_budget import RunBudget, RunSettings, plan_run
 from ._solve_app import build_solve_instance, similarity_matrix
 
-__all__ = ["build_solve_instance", "similarity_matrix"]
+__all__ = ["RunBudget", "RunSettings", "build_solve_instance", "plan_run", "similarity_matrix"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import InputError
@@ -56,24 +56,35 @@ def run_selected_baselines(
     time_limit: float,
     mip_gap: float,
     random_state: int | None,
+    total_s: Callable[[], float] | None = None,
+    min_start_s: float = 0.2,
 ) -> dict[str, Any]:
-    """Run the baselines ``names`` (plan spelling) on ``instance``, each with ``time_limit``
-    seconds for its MILP, all of them together within ``len(names) * time_limit`` seconds
-    (a baseline that starts late gets what is left, at least one second). Logs one line per
-    baseline at INFO: what it found and how long it took."""
+    """Run the baselines ``names`` (plan spelling) on ``instance``, each within ``time_limit``
+    seconds, option table included (built once for all of them). ``total_s()`` says how many
+    seconds all of them may still use (default: ``len(names) * time_limit`` from the start);
+    each gets at most an equal share of it, and one left under ``min_start_s`` is not started
+    (status ``time_limit``). Logs one line per baseline at INFO: what it found and how long
+    it took."""
     if not names:
         logger.info("baselines: none requested")
         return {}
-    from ..allocation import run_baselines
+    from ..allocation import build_option_table, run_baselines
 
-    deadline = time.perf_counter() + time_limit * len(names)
+    if total_s is None:
+        end = time.perf_counter() + time_limit * len(names)
+
+        def total_s() -> float:
+            return max(end - time.perf_counter(), 0.0)
+    table = build_option_table(instance) if total_s() >= min_start_s else None
     out: dict[str, Any] = {}
     for i, name in enumerate(names, 1):
         start = time.perf_counter()
-        budget = max(min(time_limit, deadline - start), 1.0)
+        budget = min(time_limit, total_s() / (len(names) - i + 1))
+        if budget < min_start_s or table is None:
+            budget = 0.0  # a spent budget: the baseline reports time_limit without solving
         (result,) = run_baselines(instance, random_state, time_limit=budget, mip_gap=mip_gap,
-                                  names=(name,)).values()
+                                  names=(name,), table=table).values()
         out[name] = result
-        logger.info("baseline %d/%d %s: %s in %.1f s", i, len(names), name, _outcome(result),
-                    time.perf_counter() - start)
+        logger.info("baseline %d/%d %s: %s in %.1f s (time limit %.1f s)", i, len(names), name,
+                    _outcome(result), time.perf_counter() - start, budget)
     return out

@@ -143,8 +143,9 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="S",
         type=_positive_float,
         default=60.0,
-        help="time limit in seconds for the solve and for each baseline's MILP (default: 60); "
-        "the best plan found and its optimality gap are reported",
+        help="time limit in seconds for the whole run once the prompts are embedded: the "
+        "solve, the baselines and the report (default: 60); the best plan found and its "
+        "optimality gap are reported",
     )
     parser.add_argument(
         "--gap",
@@ -174,8 +175,9 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="S",
         type=_positive_float,
         default=10.0,
-        help="seconds for each baseline, its model and MILP included (default: 10); one out of "
-        "time keeps its heuristic start plan or has none (status time_limit)",
+        help="seconds for each baseline, its model and MILP included (default: 10), within "
+        "what --time-limit leaves them; one out of time keeps its heuristic start plan or has "
+        "none (status time_limit)",
     )
     parser.add_argument(
         "--ray-address",
@@ -330,12 +332,21 @@ def solve_main(args: argparse.Namespace) -> int:
     with progress.step(what):
         instance = build_solve_instance(inputs)
     from ..allocation import CapacityError, solve
+    from ..app import plan_run
 
-    with progress.step(f"solving (time limit {args.time_limit:g} s)"):
+    run = plan_run(args.time_limit, instance.n_users, len(baseline_names),
+                   args.baseline_time_limit)
+    log.info("his-opt: time limit %g s: solve %.1f s, baselines up to %.1f s, report about "
+             "%.1f s", args.time_limit, run.solve_s, run.baselines_s, run.report_s)
+    if run.over_s > 0:
+        log.warning("his-opt: warning: checking and writing the plan of %d users takes about "
+                    "%.0f s: the run will take about %.0f s past --time-limit %g s",
+                    instance.n_users, run.report_s, run.over_s, args.time_limit)
+    with progress.step(f"solving (time limit {run.solve_s:.3g} s)"):
         try:
             result = solve(
                 instance,
-                time_limit=args.time_limit,
+                time_limit=run.solve_s,
                 mip_gap=args.gap,
                 progress=None if args.quiet else _SolverProgress(),
                 ray_address=args.ray_address,
@@ -356,6 +367,7 @@ def solve_main(args: argparse.Namespace) -> int:
             time_limit=args.baseline_time_limit,
             mip_gap=args.gap,
             random_state=args.seed,
+            total_s=run.baselines_left,
         )
     with progress.step("checking the plan"):
         doc = build_plan_document(
@@ -363,7 +375,8 @@ def solve_main(args: argparse.Namespace) -> int:
             result,
             baselines,
             inputs,
-            solver={"time_limit_s": args.time_limit, "mip_gap": args.gap},
+            solver={"time_limit_s": run.solve_s, "run_time_limit_s": args.time_limit,
+                    "mip_gap": args.gap},
             arguments={k: _arg_text(v) for k, v in vars(args).items() if k != "func"},
             model=_model_record(args, instance.scenario),
         )

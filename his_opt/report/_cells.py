@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FONT", "LINE_PT", "Column", "cell_text", "line_count", "print_setup", "put", "write_table"]
+__all__ = ["FONT", "LINE_PT", "Column", "cell_text", "line_count", "print_setup", "put", "table_style",
+           "write_table"]
 
 # What openpyxl refuses in a cell (XML 1.0 forbids these control characters).
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -52,14 +53,18 @@ def line_count(text: Any, width: float) -> int:
     return sum(max(math.ceil(len(part) / per_line), 1) for part in str(text).split("\n"))
 
 
-def put(ws: Any, row: int, col: int, value: Any, number_format: str | None = None) -> Any:
+def put(ws: Any, row: int, col: int, value: Any, number_format: str | None = None,
+        style: str | None = None) -> Any:
     """Write ``value`` to ``ws`` at (row, col) and return the cell.
 
     Strings are written as text cells: openpyxl would otherwise store a string starting with
     ``=`` as a live formula. Text that a spreadsheet would read as a formula when retyped also
-    gets the quote prefix, so editing the cell keeps it text.
+    gets the quote prefix, so editing the cell keeps it text. ``style``: a named style of the
+    workbook (see :func:`table_style`), applied first.
     """
     cell = ws.cell(row=row, column=col)
+    if style is not None:
+        cell.style = style
     if value is None:
         return cell
     if isinstance(value, bool):
@@ -78,6 +83,24 @@ def put(ws: Any, row: int, col: int, value: Any, number_format: str | None = Non
     if text.startswith(_FORMULA_START):
         cell.quotePrefix = True
     return cell
+
+
+def table_style(book: Any, number_format: str | None, wrap: bool) -> str:
+    """The name of the workbook's named style for a table body cell (top-aligned, wrapped or
+    not, with ``number_format``), added on first use. One named style per column kind: setting
+    alignment and format cell by cell costs openpyxl a style lookup each (50,000 users: most of
+    the report's time)."""
+    from copy import copy
+
+    from openpyxl.styles import Alignment, NamedStyle
+    from openpyxl.styles.fonts import DEFAULT_FONT
+
+    fmt = number_format or "General"
+    name = f"his-opt {'wrapped' if wrap else 'top'} {fmt}"
+    if name not in book.named_styles:
+        book.add_named_style(NamedStyle(name=name, font=copy(DEFAULT_FONT), number_format=fmt,
+                                        alignment=Alignment(wrap_text=wrap, vertical="top")))
+    return name
 
 
 def write_table(
@@ -101,11 +124,10 @@ def write_table(
     header_font = Font(name=FONT, bold=True)
     header_fill = PatternFill("solid", fgColor="DDEBF7")
     header_align = Alignment(wrap_text=True, vertical="top")
-    wrap = Alignment(wrap_text=True, vertical="top")
-    top = Alignment(vertical="top")
     thin = Side(style="thin", color="BFBFBF")
     border = Border(bottom=thin)
     missing = missing or {}
+    styles = [table_style(ws.parent, c.number_format, c.wrap) for c in columns]
     for j, column in enumerate(columns):
         c = put(ws, first_row, first_col + j, column.label)
         c.font, c.fill, c.alignment, c.border = header_font, header_fill, header_align, border
@@ -120,8 +142,7 @@ def write_table(
             value = row.get(column.key)
             if value is None and column.number_format and i in missing:
                 value = missing[i]
-            c = put(ws, r, first_col + j, value, column.number_format)
-            c.alignment = wrap if column.wrap else top
+            put(ws, r, first_col + j, value, style=styles[j])
             if column.wrap:
                 lines = max(lines, line_count(value, column.width))
         if lines > 1:

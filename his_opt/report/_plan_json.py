@@ -12,6 +12,7 @@ import json
 import math
 import platform
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,13 +153,15 @@ def build_plan_document(
     weights = instance.weights
     violations = [str(v) for v in check_feasible(instance, plan)]
 
-    users_table = inputs.users.set_index("user_id")
+    users_table = inputs.users.set_index("user_id")[["subject", "deadline_s", "min_quality"]]
+    by_id = users_table.to_dict("index")  # one lookup table, not a .loc per user
     for u in doc["users"]:
-        row = users_table.loc[u["user_id"]]
+        row = by_id[u["user_id"]]
         u.setdefault("subject", row["subject"])
         u.setdefault("deadline_s", row["deadline_s"])
         u.setdefault("min_quality", row["min_quality"])
     group_server = {g["group_id"]: g["server"] for g in doc["groups"]}
+    users_on = Counter(group_server[u["group_id"]] for u in doc["users"])
 
     servers = []
     sim_time = np.asarray(ev.gpu_time_simulated_s, dtype=float)
@@ -174,7 +177,7 @@ def build_plan_document(
                 "gpu_time_simulated_s": float(sim_time[s]),
                 "utilisation": used / srv.budget_s if srv.budget_s > 0 else None,
                 "groups": sum(1 for g in groups_here if g["public_prompt"] is not None),
-                "users": sum(1 for u in doc["users"] if group_server[u["group_id"]] == srv.name),
+                "users": users_on[srv.name],
             }
         )
 
