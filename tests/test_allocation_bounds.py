@@ -22,6 +22,7 @@ from his_opt.allocation import (
     check_feasible,
     choose_strategy,
     evaluate,
+    exact_optimum,
     solve,
 )
 from his_opt.allocation._decision import Decision
@@ -116,9 +117,13 @@ def test_strategy_routes_by_size_and_plans_memory() -> None:
     tight = choose_strategy(big, replace(s, max_dual_entries=200 * 2 * 2 * 12))
     assert tight.top_k == 12 and "top-12" in tight.scope
     assert int(tight.pair_mask.sum(axis=0).max()) <= 13  # its 12 and its own prompt
+    pooled = choose_strategy(big, replace(s, max_dual_entries=200 * 2 * 10))
+    assert pooled.route == "heuristic" and pooled.pair_mask is None  # plans over every pair
+    assert pooled.bound_classes == [[0, 1]] and pooled.bound_top_k == 10  # one profile: pooled
+    assert "top-10" in pooled.scope and "pooled per GPU profile" in pooled.scope
     crowded = choose_strategy(big, replace(s, max_dual_entries=100))
     assert crowded.route == "heuristic" and crowded.pair_mask is None
-    assert crowded.scope.startswith("none")
+    assert crowded.scope.startswith("none") and crowded.bound_classes is None
     with pytest.raises(CapacityError, match="option table"):
         choose_strategy(big, replace(s, max_table_bytes=1_000))
 
@@ -181,7 +186,11 @@ def test_pooled_servers_relax_the_instance(seed: int, deadlines: bool, solo: boo
     assert grouping == "all" or classes == [[0, 2], [1]]  # base profile on servers 1 and 3
     pooled = pooled_instance(inst, classes)
     assert pooled.n_servers == len(classes)
-    assert pooled.budget_s.sum() == pytest.approx(inst.budget_s.sum())
+    for k, c in enumerate(classes):  # each server's budget at the class's smallest figures
+        ratio = np.min([inst.tau_pub[c] / inst.tau_pub[c].min(), inst.alpha[c] / inst.alpha[c].min(),
+                        inst.beta[c] / inst.beta[c].min()], axis=0)
+        assert pooled.budget_s[k] == pytest.approx(np.sum(inst.budget_s[c] / ratio))
+    assert grouping == "profile" or pooled.budget_s[0] < inst.budget_s.sum()  # slow ones shrink
     assert pooled.beta[0] == inst.beta[classes[0]].min() and pooled.batch_images[0] == 3
     relaxed, _ = brute_force(pooled)
     assert relaxed >= best - 1e-9
@@ -377,3 +386,27 @@ def test_launch_polish_past_its_cell_cap_still_reports_exact_values() -> None:
     tight = SolverSettings(polish_rounds=1000, polish_margin=0.02, max_launch_cells=1)
     val, _, _, _ = dual._polish(pi, best, tight, time.perf_counter() + 10, launch=True)
     assert val == pytest.approx(dual._value(pi)[0])  # nothing fits: D at the start prices
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), solo=st.booleans())
+def test_heuristic_route_bound_on_pooled_servers_is_valid(seed: int, solo: bool) -> None:
+    """Forced onto the ``heuristic`` route (the per-server dual does not fit, the servers
+    pooled per profile do, with every candidate), the bound after the plans is never below the
+    exact optimum and the plan is feasible."""
+    inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
+                         batch_caps=(3, 2, 1), mixed_profiles=True,
+                         common_steps_min=0 if solo else 1)
+    per_public = inst.n_users * 2 * len(inst.x_values)  # two profiles
+    st_ = replace(SolverSettings(), enumerate_users=0, exact_users=0,
+                  max_dual_entries=per_public * inst.n_publics, min_dual_top_k=inst.n_publics)
+    strategy = choose_strategy(inst, st_)
+    assert strategy.route == "heuristic" and len(strategy.bound_classes) == 2
+    best, _ = exact_optimum(inst)
+    res = solve(inst, time_limit=20, settings=st_)
+    if not math.isfinite(best):
+        assert res.plan is None
+        return
+    assert res.plan is not None and not check_feasible(inst, res.plan)
+    assert math.isfinite(res.stats["pooled_bound"]) and res.bound >= best - 1e-6 * abs(best)
+    assert res.objective <= best + 1e-6 * abs(best)

@@ -46,17 +46,38 @@ class Proof:
         self.scope: str | None = None  # the bound's scope, when a step changed it
 
 
+def pooled_budgets(inst: Instance, classes: list[list[int]]) -> np.ndarray:
+    """Each class's budget in GPU seconds of its smallest figures: server ``s`` adds
+    ``B_s / r_s``, with ``r_s >= 1`` the smallest ratio of its cost figures (``tau_pub``,
+    ``alpha``, ``beta``) to the class's smallest. Any work costs ``C_s >= r_s C_min`` on ``s``,
+    so what fits ``B_s`` there fits ``B_s / r_s`` at the smallest figures: the pooled budget
+    stays a relaxation, and a slow server no longer counts as a fast one (16 servers of two
+    profiles with ``beta`` 0.13 / 0.33 s pooled into one: 10,141 -> 7,562 s)."""
+    out = np.zeros(len(classes))
+    for k, c in enumerate(classes):
+        figs = np.stack([inst.tau_pub[c], inst.alpha[c], inst.beta[c]])  # (3, |c|)
+        low = figs.min(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(low > 0, figs / np.where(low > 0, low, 1.0), np.inf)
+        r = ratio.min(axis=0)
+        r = np.where(np.isfinite(r), np.maximum(r, 1.0), 1.0)  # every figure 0: unscaled
+        out[k] = float(np.sum(inst.budget_s[c] / r))
+    return out
+
+
 def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
-    """One server per class with the class's summed budget and every cost figure at the class's
-    smallest (its largest batch cap): a relaxation, since any plan of ``inst`` is a plan of the
-    pooled instance worth at least as much. Exact pooling for classes of interchangeable
-    servers; a looser one for servers of one GPU profile with different budgets or caps."""
+    """One server per class with every cost figure at the class's smallest (its largest batch
+    cap) and the class's budget counted at those figures (:func:`pooled_budgets`): a
+    relaxation, since any plan of ``inst`` is a plan of the pooled instance worth at least as
+    much. Exact pooling for classes of interchangeable servers; a looser one for servers that
+    differ in profile, budget or cap."""
     if all(len(c) == 1 for c in classes):
         return inst
+    budgets = pooled_budgets(inst, classes)
     rep = [c[int(np.argmin(inst.beta[c]))] for c in classes]
     servers = tuple(
-        replace(inst.servers[r], name=f"pool{k}", budget_s=float(inst.budget_s[c].sum()))
-        for k, (r, c) in enumerate(zip(rep, classes, strict=True))
+        replace(inst.servers[r], name=f"pool{k}", budget_s=float(budgets[k]))
+        for k, r in enumerate(rep)
     )
 
     def low(a: np.ndarray) -> np.ndarray:
@@ -67,7 +88,7 @@ def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
         alpha=low(inst.alpha), beta_raw=low(inst.beta_raw), beta=low(inst.beta),
         power_w=low(inst.power_w),
         batch_images=np.array([inst.batch_images[c].max() for c in classes]),
-        budget_s=np.array([inst.budget_s[c].sum() for c in classes]),
+        budget_s=budgets,
     )
 
 

@@ -86,7 +86,7 @@ from ._result import (
     relative_gap,
 )
 from ._settings import SolverSettings, TimeBudget
-from ._strategy import Strategy, choose_strategy, widen_to_publics
+from ._strategy import Strategy, choose_strategy, top_k_mask, widen_to_publics
 
 __all__ = ["METHODS", "BACKENDS", "solve"]
 
@@ -240,18 +240,25 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                                   deadline=budget.deadline(settings.share_primal)),
                       "sparse search")
 
-    if not widened:
-        search(lam0, settings.share_first_search if bounded else settings.share_search)
-    budget.lap("facility search")
     if not bounded:
-        proof.notes.append(strategy.scope)
-        for mult in (0.8, 1.25):
-            if budget.left() <= 0.5:
-                break
-            search(lam0 * mult)
+        late = strategy.bound_classes is not None
+        with budget.holding_back(settings.share_late_bound * budget.left() if late else 0.0):
+            search(lam0)
+            for mult in (0.8, 1.25):
+                if budget.left() <= 0.5:
+                    break
+                search(lam0 * mult)
         budget.lap("facility search")
+        if late and inc.decision is not None:
+            _late_bound(inst, table, strategy, inc, prices, settings, budget, stats, proof,
+                        ray_address)
+        else:
+            proof.notes.append(strategy.scope)
         proof.timed_out = budget.expired()
         return proof
+    if not widened:
+        search(lam0, settings.share_first_search)
+    budget.lap("facility search")
     evaluator = RayPriceEvaluator(ray_address) if ray_address is not None else None
     server_price, start = None, prices
     for classes, share, key in steps:
@@ -289,6 +296,39 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         budget.lap("re-placement milp")
     proof.timed_out = budget.expired()
     return proof
+
+
+def _late_bound(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
+                prices: np.ndarray, settings: SolverSettings, budget: TimeBudget,
+                stats: dict[str, Any], proof: Proof, ray_address: str | None) -> None:
+    """The ``heuristic`` route's bound, after its plans: the Lagrangian dual on the servers
+    pooled as ``strategy.bound_classes`` (a relaxation), over each user's top-k candidates and
+    its pair in the best plan (so the bound's scope holds the plan it is compared with); its
+    line search on Ray when ``ray_address`` is given."""
+    classes = strategy.bound_classes
+    dec = inc.decision
+    assert classes is not None and dec is not None and strategy.bound_top_k is not None
+    members = dec.public[dec.user_group]  # -1: solo
+    pairs = np.nonzero(top_k_mask(inst, strategy.bound_top_k, members))
+    d = _server_dual(inst, table, classes, pairs)
+    evaluator = RayPriceEvaluator(ray_address) if ray_address is not None else None
+    if evaluator is not None:
+        evaluator.bind(d)
+    budget.lap("dual setup")
+    b = dual_bound(d, lam0=_class_prices(prices, classes), target=inc.objective,
+                   scope=strategy.scope, settings=settings, budget=budget, time_share=1.0,
+                   evaluator=evaluator)
+    stats.update(pooled_bound=b.value, pooled_bound_evaluations=b.evaluations,
+                 pooled_bound_entries=len(d.en), pooled_bound_classes=len(classes))
+    if evaluator is not None:
+        stats.update(ray_tasks=evaluator.tasks, ray_cpus=evaluator.workers)
+    budget.lap("dual bound")
+    if math.isfinite(b.value):
+        proof.bound = b.value
+        inc.note("bound", bound=proof.bound)
+    else:
+        proof.notes.append("no time left for the bound on the pooled servers; the plan has no "
+                           "bound")
 
 
 def _server_dual(inst: Instance, table: OptionTable, classes: list[list[int]],

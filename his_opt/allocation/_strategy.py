@@ -11,11 +11,13 @@ do. Routes:
 * ``dual``: larger instances: the Lagrangian bound with one price per server class, primal plans
   at its prices.
 * ``milp``: ``method="milp"``: the full compact MILP, on the backend asked for.
+* ``heuristic``: too large for the dual over the server classes to keep ``min_dual_top_k``
+  candidates per user: plans over every candidate, then the Lagrangian bound on the servers
+  pooled per GPU profile (or all into one), whichever first keeps them; no bound when even one
+  pool does not.
 
 Memory is planned here: the option table (users x servers x steps) and the dual's entries are
-sized before anything is built, ``top_k`` shrinks to fit, and an instance that cannot fit even
-* ``heuristic``: too large for the dual to keep ``min_dual_top_k`` candidates per user: plans
-  over every candidate, no bound.
+sized before anything is built, and ``top_k`` shrinks to fit.
 
 An option table that does not fit ``max_table_bytes`` is refused with :class:`CapacityError`.
 """
@@ -30,7 +32,7 @@ from ._dual import dual_top_k
 from ._instance import Instance, user_chunks
 from ._settings import SolverSettings
 
-__all__ = ["CapacityError", "Strategy", "choose_strategy", "widen_to_publics"]
+__all__ = ["CapacityError", "Strategy", "choose_strategy", "top_k_mask", "widen_to_publics"]
 
 _TABLE_BYTES_PER_CELL = 9  # feasible (bool) + value0 (float64); gpu is a broadcast view
 
@@ -50,6 +52,11 @@ class Strategy:
     pair_mask: np.ndarray | None
     scope: str
     share_floor_users: int
+    bound_classes: list[list[int]] | None = None
+    """``heuristic`` route: the servers pooled for its bound after the plans (per GPU profile,
+    or all into one; None: no bound fits)."""
+    bound_top_k: int | None = None
+    """Candidates per user of that bound (each user's pair in the plan comes on top)."""
 
 
 def _top_k_mask(inst: Instance, allowed: np.ndarray, k: int | None) -> np.ndarray | None:
@@ -127,13 +134,8 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
         fits = dual_top_k(inst, len(classes), settings)
         if fits < min(settings.min_dual_top_k, inst.n_publics):
             # a bound over so few candidates would restrict the plans to them: plan over every
-            # candidate (the similarity floor still holds) and certify nothing
-            return Strategy(route="heuristic", classes=classes, top_k=None,
-                            pair_mask=None if allowed.all() else allowed,
-                            scope=f"none: fewer than {settings.min_dual_top_k} candidates per "
-                                  f"user fit the dual's {settings.max_dual_entries:,} entries "
-                                  "(heuristic plan, no bound)",
-                            share_floor_users=floor_users)
+            # candidate (the similarity floor still holds), then bound on pooled servers
+            return _heuristic(inst, classes, allowed, floor_users, settings)
         k = None if fits >= inst.n_publics else fits
     mask = _top_k_mask(inst, allowed, k)
     parts = []
@@ -148,6 +150,45 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
                     share_floor_users=floor_users)
 
 
+def _heuristic(inst: Instance, classes: list[list[int]], allowed: np.ndarray, floor_users: int,
+               settings: SolverSettings) -> Strategy:
+    """The ``heuristic`` route: plans over every allowed candidate, then (when one fits) the
+    Lagrangian bound on the servers pooled per GPU profile, or all into one, whichever first
+    keeps ``min_late_top_k`` candidates per user (a relaxation: :func:`~._exact.pooled_instance`).
+    The plans are not restricted to the bound's candidates, so fewer than ``min_dual_top_k``
+    may do: the scope says how many."""
+    need = min(settings.min_late_top_k, inst.n_publics)
+    for pooled, how in ((inst.servers_by_profile(), "per GPU profile"),
+                        ([list(range(inst.n_servers))], "into one")):
+        k = dual_top_k(inst, len(pooled), settings)
+        if len(pooled) < len(classes) and k >= need:
+            scope = (f"public prompts within each user's top-{k} most similar candidates (and "
+                     "its own prompt) or its group's public prompt in the plan, on the servers "
+                     f"pooled {how} (a relaxation: budgets at the pool's smallest figures)")
+            if not allowed.all():
+                scope += "; " + _floor_scope(inst)
+            return Strategy(route="heuristic", classes=classes, top_k=None,
+                            pair_mask=None if allowed.all() else allowed, scope=scope,
+                            share_floor_users=floor_users, bound_classes=pooled, bound_top_k=k)
+    return Strategy(route="heuristic", classes=classes, top_k=None,
+                    pair_mask=None if allowed.all() else allowed,
+                    scope=f"none: fewer than {settings.min_late_top_k} candidates per user fit "
+                          f"the dual's {settings.max_dual_entries:,} entries, even with every "
+                          "server pooled (heuristic plan, no bound)",
+                    share_floor_users=floor_users)
+
+
+def top_k_mask(inst: Instance, k: int, members: np.ndarray) -> np.ndarray:
+    """Each user's ``k`` most similar allowed candidates (and its own prompt), plus its pair in
+    a plan (``members``: public per user, -1 none): the pairs of a bound that covers the plan."""
+    allowed = inst.share_allowed
+    mask = _top_k_mask(inst, allowed, min(k, inst.n_publics))
+    mask = np.array(allowed if mask is None else mask, dtype=bool, copy=True)
+    own = members >= 0
+    mask[members[own], np.flatnonzero(own)] = True
+    return mask & allowed
+
+
 def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
                      members: np.ndarray, settings: SolverSettings) -> tuple[Strategy, int]:
     """The dual route's scope after its first plan: every user may also share the plan's
@@ -160,17 +201,14 @@ def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
     fits = dual_top_k(inst, len(strategy.classes), settings)
     publics = publics[: max(fits // 2, 0)]
     k = max(settings.min_dual_top_k, fits - len(publics))
-    mask = _top_k_mask(inst, allowed, min(k, inst.n_publics))
-    mask = np.array(allowed if mask is None else mask, dtype=bool, copy=True)
+    mask = top_k_mask(inst, k, members)
     mask[publics] |= allowed[publics]
-    own = members >= 0
-    mask[members[own], np.flatnonzero(own)] = True
     scope = (f"public prompts within each user's top-{k} most similar candidates (and its own "
              f"prompt), among the {len(publics)} largest groups' public prompts of the first "
              "plan, or the user's own group's there")
     if not allowed.all():
         scope += "; " + _floor_scope(inst)
-    return replace(strategy, top_k=k, pair_mask=mask & allowed, scope=scope), len(publics)
+    return replace(strategy, top_k=k, pair_mask=mask, scope=scope), len(publics)
 
 
 def _floor_scope(inst: Instance) -> str:
