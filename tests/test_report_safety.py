@@ -52,6 +52,8 @@ def test_formula_like_prompts_read_back_as_text(plan, hiqm, tmp_path, start):  #
         cells = _cells_with(wb, text)
         assert cells, text  # read back equal to the input
         assert all(c.data_type == "s" for c in cells)
+        # retyping keeps it text: the quote prefix survives the cell's named style
+        assert all(c.quotePrefix for c in cells), text
     with zipfile.ZipFile(path) as z:  # no formula anywhere in the sheets
         for name in z.namelist():
             if name.startswith("xl/worksheets/sheet"):

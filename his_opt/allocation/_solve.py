@@ -91,6 +91,7 @@ from ._strategy import Strategy, choose_strategy, top_k_mask, widen_to_publics
 __all__ = ["METHODS", "BACKENDS", "solve"]
 
 METHODS = ("auto", "decompose", "milp")
+_NO_LATE_BOUND = "no time left for the bound on the pooled servers; the plan has no bound"
 BACKENDS = ("highs", "cvxpy")
 
 
@@ -153,7 +154,7 @@ def solve(
     elif strategy.route == "lp":
         proof = lp_route(instance, table, strategy, inc, settings=settings, mip_gap=mip_gap,
                          budget=budget, stats=stats)
-    else:  # dual, or heuristic (the dual route without its bound)
+    else:  # dual, or heuristic (plans first, then the bound on pooled servers)
         proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats,
                             ray_address)
     bound = bound_from_proof(proof, proof.scope or strategy.scope, strategy.route)
@@ -242,8 +243,9 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
 
     if not bounded:
         late = strategy.bound_classes is not None
-        with budget.holding_back(settings.share_late_bound * budget.left() if late else 0.0):
-            search(lam0)
+        search(lam0)  # the main plan, before any time is held back for the bound
+        hold = min(settings.share_late_bound * budget.limit_s, 0.5 * budget.left()) if late else 0.0
+        with budget.holding_back(hold):
             for mult in (0.8, 1.25):
                 if budget.left() <= 0.5:
                     break
@@ -254,6 +256,8 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
                         ray_address)
         else:
             proof.notes.append(strategy.scope)
+        if late and not math.isfinite(proof.bound):
+            proof.scope = f"none: {_NO_LATE_BOUND}"
         proof.timed_out = budget.expired()
         return proof
     if not widened:
@@ -309,8 +313,12 @@ def _late_bound(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
     dec = inc.decision
     assert classes is not None and dec is not None and strategy.bound_top_k is not None
     members = dec.public[dec.user_group]  # -1: solo
-    pairs = np.nonzero(top_k_mask(inst, strategy.bound_top_k, members))
-    d = _server_dual(inst, table, classes, pairs)
+    mask = top_k_mask(inst, strategy.bound_top_k, members)
+    if int(mask.sum()) * len(classes) * len(inst.x_values) * settings.dual_seconds_per_entry \
+            > budget.left():
+        proof.notes.append(_NO_LATE_BOUND)
+        return  # not even one evaluation would fit
+    d = _server_dual(inst, table, classes, np.nonzero(mask))
     evaluator = RayPriceEvaluator(ray_address) if ray_address is not None else None
     if evaluator is not None:
         evaluator.bind(d)
@@ -327,8 +335,7 @@ def _late_bound(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         proof.bound = b.value
         inc.note("bound", bound=proof.bound)
     else:
-        proof.notes.append("no time left for the bound on the pooled servers; the plan has no "
-                           "bound")
+        proof.notes.append(_NO_LATE_BOUND)
 
 
 def _server_dual(inst: Instance, table: OptionTable, classes: list[list[int]],

@@ -62,8 +62,9 @@ def run_selected_baselines(
     """Run the baselines ``names`` (plan spelling) on ``instance``, each within ``time_limit``
     seconds, option table included (built once for all of them). ``total_s()`` says how many
     seconds all of them may still use (default: ``len(names) * time_limit`` from the start);
-    each gets at most an equal share of it, and one left under ``min_start_s`` is not started
-    (status ``time_limit``). Logs one line per baseline at INFO: what it found and how long
+    each gets an equal share of it (at least ``min_start_s`` while that lasts, so the first
+    ones run when time is short), and one left under ``min_start_s`` is not started (status
+    ``time_limit``). Logs one line per baseline at INFO: what it found and how long
     it took."""
     if not names:
         logger.info("baselines: none requested")
@@ -79,7 +80,10 @@ def run_selected_baselines(
     out: dict[str, Any] = {}
     for i, name in enumerate(names, 1):
         start = time.perf_counter()
-        budget = min(time_limit, total_s() / (len(names) - i + 1))
+        left = total_s()
+        # an equal share of what is left, but the earlier ones (IIS first, the summary's
+        # reference) get at least min_start_s while it lasts
+        budget = min(time_limit, max(left / (len(names) - i + 1), min_start_s), left)
         if budget < min_start_s or table is None:
             budget = 0.0  # a spent budget: the baseline reports time_limit without solving
         (result,) = run_baselines(instance, random_state, time_limit=budget, mip_gap=mip_gap,

@@ -340,7 +340,7 @@ def solve_main(args: argparse.Namespace) -> int:
              "%.1f s", args.time_limit, run.solve_s, run.baselines_s, run.report_s)
     if run.over_s > 0:
         log.warning("his-opt: warning: checking and writing the plan of %d users takes about "
-                    "%.0f s: the run will take about %.0f s past --time-limit %g s",
+                    "%.1f s: the run will take about %.1f s past --time-limit %g s",
                     instance.n_users, run.report_s, run.over_s, args.time_limit)
     with progress.step(f"solving (time limit {run.solve_s:.3g} s)"):
         try:
@@ -368,6 +368,7 @@ def solve_main(args: argparse.Namespace) -> int:
             mip_gap=args.gap,
             random_state=args.seed,
             total_s=run.baselines_left,
+            min_start_s=run.settings.min_baseline_s,
         )
     with progress.step("checking the plan"):
         doc = build_plan_document(
