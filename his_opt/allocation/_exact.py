@@ -52,7 +52,7 @@ def pooled_budgets(inst: Instance, classes: list[list[int]]) -> np.ndarray:
     ``alpha``, ``beta``) to the class's smallest. Any work costs ``C_s >= r_s C_min`` on ``s``,
     so what fits ``B_s`` there fits ``B_s / r_s`` at the smallest figures: the pooled budget
     stays a relaxation, and a slow server no longer counts as a fast one (16 servers of two
-    profiles with ``beta`` 0.13 / 0.33 s pooled into one: 10,141 -> 7,562 s)."""
+    profiles with ``beta`` 0.13 / 0.33 s pooled into one: 10,141 -> 7,528 s)."""
     out = np.zeros(len(classes))
     for k, c in enumerate(classes):
         figs = np.stack([inst.tau_pub[c], inst.alpha[c], inst.beta[c]])  # (3, |c|)

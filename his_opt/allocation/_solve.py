@@ -20,9 +20,13 @@ The algorithm is one pipeline, each step in its own module:
    prices that finishes with each group's launch overhead priced in; where servers of one
    profile differ, the dual of the servers merged per profile (fewer entries, so more prices
    fit) runs first and its prices start the per-class dual and the plans, the smaller bound
-   is reported. Every
-   bound is valid for the scope it states (``bound_scope``): pooling servers at their smallest
-   figures and (LP, price search) dropping the launch overhead are relaxations.
+   is reported. Where even one price per class leaves the dual too few candidates per user
+   (the ``heuristic`` route: many distinct servers), the plans come first and the same dual
+   then bounds the servers pooled per GPU profile, or all into one, over each user's top-k
+   candidates and its pair in the plan. Every bound is valid for the scope it states
+   (``bound_scope``): pooling servers at their smallest figures, each server's budget counted
+   at those figures (:func:`~._exact.pooled_budgets`), and (LP, price search) dropping the
+   launch overhead are relaxations.
 4. **Polish at the bound's prices**: the facility search again at the prices the bound found,
    then (several servers) the re-placement MILP that moves users and groups between servers
    over the plan's (public, x) pairs. Where the LP stays loose on several servers (it pays a
