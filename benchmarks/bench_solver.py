@@ -302,6 +302,9 @@ def whole_cli(row: str, seed: int, time_limit: float | None) -> None:
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     allowed = 1.1 * (limit + embed_s)
     print(proc.stdout.rstrip())
+    phases = [line for line in proc.stderr.splitlines()
+              if ": done in " in line or "his-opt: time limit" in line or "baseline " in line]
+    print("\n".join(phases))  # the run's time plan and each phase's seconds
     if proc.returncode not in (0, 1):
         print(proc.stderr.rstrip()[-2000:])
     verdict = "within" if wall <= allowed else "OVER"
