@@ -1,7 +1,8 @@
 """How ``his-opt solve`` splits ``--time-limit`` between the solve, the baselines and the report.
 
-The limit bounds the whole run once the inputs are read and the prompts embedded: the solve,
-the baselines, checking the plan and writing the workbook and the JSON. The report's time is
+The limit bounds the whole run once the inputs are read and the prompts embedded: building
+the instance, the solve, the baselines, checking the plan and writing the workbook and the
+JSON. The report's time is
 planned from the number of users (it does not shrink with the limit), the baselines get at
 most a share of the limit held back for them (each within ``--baseline-time-limit``), and the
 solver gets the rest as its own ``time_limit``. A solve that ends early leaves its time to the
@@ -62,17 +63,20 @@ class RunBudget:
 
 
 def plan_run(limit_s: float, n_users: int, n_baselines: int, baseline_limit_s: float,
-             settings: RunSettings | None = None) -> RunBudget:
-    """The time plan of a run with ``n_users`` users and ``n_baselines`` baselines, starting
-    now."""
+             settings: RunSettings | None = None, *, start: float | None = None) -> RunBudget:
+    """The time plan of a run with ``n_users`` users and ``n_baselines`` baselines, its limit
+    counted from ``start`` (a ``time.perf_counter()`` value; default now): what has run since
+    (building the instance) comes out of the solver's share."""
     st = settings or RunSettings()
+    start = time.perf_counter() if start is None else start
+    spent = max(time.perf_counter() - start, 0.0)
     report = max(st.report_floor_s, n_users * st.report_seconds_per_user)
     baselines = min(n_baselines * baseline_limit_s, st.baseline_share * limit_s)
-    solve = limit_s - report - baselines
+    solve = limit_s - spent - report - baselines
     over = 0.0
     if solve < st.min_solve_share * limit_s:
         solve = st.min_solve_share * limit_s
-        baselines = max(min(baselines, limit_s - solve - report), 0.0)
-        over = max(solve + baselines + report - limit_s, 0.0)
+        baselines = max(min(baselines, limit_s - spent - solve - report), 0.0)
+        over = max(spent + solve + baselines + report - limit_s, 0.0)
     return RunBudget(limit_s=limit_s, solve_s=solve, baselines_s=baselines, report_s=report,
-                     start=time.perf_counter(), over_s=over, settings=st)
+                     start=start, over_s=over, settings=st)

@@ -79,16 +79,21 @@ def _load_model(folder: str | None) -> Any:
     return model
 
 
-def build_solve_instance(inputs: SolveInputs, *, similarity: Any = None) -> Any:
+def build_solve_instance(inputs: SolveInputs, *, similarity: Any = None,
+                         hand_over: bool = False) -> Any:
     """The allocation ``Instance`` of ``inputs``; ``similarity`` is a model object or a
-    precomputed ``(publics, users)`` array (default: :func:`similarity_matrix`)."""
+    precomputed ``(publics, users)`` array (default: :func:`similarity_matrix`).
+    ``hand_over``: the caller gives the array up (one it computed, e.g. with
+    :func:`similarity_matrix`): it is clipped in place, never held twice."""
     from ..allocation import build_instance
 
-    owned = similarity is None or hasattr(similarity, "matrix") or hasattr(similarity, "encode")
+    owned = (similarity is None or hasattr(similarity, "matrix")
+             or hasattr(similarity, "encode"))
     if owned:
         sim = similarity_matrix(inputs, model=similarity)
     else:
         sim = np.asarray(similarity, dtype=float)
+        owned = hand_over
     return build_instance(
         inputs.users,
         inputs.servers,
