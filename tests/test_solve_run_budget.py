@@ -88,6 +88,6 @@ def test_what_ran_since_the_start_comes_out_of_the_solvers_share():
 
     now = plan_run(60.0, 50, 4, 10.0)
     later = plan_run(60.0, 50, 4, 10.0, start=time.perf_counter() - 5.0)
-    assert later.solve_s == pytest.approx(now.solve_s - 5.0, abs=0.05)
+    assert later.solve_s == pytest.approx(now.solve_s - 5.0, abs=0.5)
     assert later.baselines_s == now.baselines_s and later.report_s == now.report_s
-    assert later.baselines_left() == pytest.approx(later.solve_s + later.baselines_s, abs=0.05)
+    assert later.baselines_left() == pytest.approx(later.solve_s + later.baselines_s, abs=0.5)

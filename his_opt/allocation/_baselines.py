@@ -29,7 +29,7 @@ import numpy as np
 
 from ._decision import Decision
 from ._evaluate import check_feasible, score_decision
-from ._heuristics import _complete, assign_servers, greedy_grouping
+from ._heuristics import _complete, assign_servers, greedy_grouping, greedy_threshold_seconds
 from ._highs import solve_highs
 from ._instance import Instance
 from ._milp import build_compact_model, usable_options
@@ -43,7 +43,6 @@ from ._result import (
     make_plan,
     relative_gap,
 )
-from ._settings import SolverSettings
 from ._split import greedy_split
 
 __all__ = ["BASELINES", "gfis", "greedy", "iis", "ppgfis", "run_baselines", "subject_groups"]
@@ -318,8 +317,7 @@ def greedy(inst: Instance, *, table: OptionTable | None = None,
     users x 2,000 publics)."""
     t0, deadline = time.perf_counter(), _deadline(time_limit)
     scope = "none (heuristic, no bound)"
-    first_threshold = inst.n_publics * inst.n_users * SolverSettings().greedy_seconds_per_pair
-    if _out_of_time(deadline) or first_threshold > time_limit:
+    if _out_of_time(deadline) or greedy_threshold_seconds(inst) > time_limit:
         return _timed_out(inst, "greedy", scope, t0)
     table = table or build_option_table(inst)
     if _out_of_time(deadline):

@@ -12,9 +12,10 @@ from ._decision import Decision
 from ._evaluate import score_decision
 from ._instance import Instance
 from ._options import OptionTable
+from ._settings import SolverSettings
 from ._split import greedy_split
 
-__all__ = ["assign_servers", "best_x", "greedy_grouping", "round_lp"]
+__all__ = ["assign_servers", "best_x", "greedy_grouping", "greedy_threshold_seconds", "round_lp"]
 
 
 def _user_value(inst: Instance, table: OptionTable, s: int, lam: float) -> np.ndarray:
@@ -139,6 +140,13 @@ def _price(inst: Instance, table: OptionTable, dec: Decision) -> np.ndarray:
     lam = np.zeros(inst.n_servers)
     np.maximum.at(lam, s_u, np.maximum(ratio, 0.0))
     return lam
+
+
+def greedy_threshold_seconds(inst: Instance, settings: SolverSettings | None = None) -> float:
+    """Estimated seconds of one greedy threshold on ``inst`` (its split included), from the
+    measured ``SolverSettings.greedy_seconds_per_pair``: a greedy that cannot afford even one
+    is not started."""
+    return inst.n_publics * inst.n_users * (settings or SolverSettings()).greedy_seconds_per_pair
 
 
 def greedy_grouping(

@@ -68,7 +68,7 @@ from ._exact import (
     milp_route,
     pooled_instance,
 )
-from ._heuristics import greedy_grouping
+from ._heuristics import greedy_grouping, greedy_threshold_seconds
 from ._incumbent import Incumbent
 from ._instance import Instance
 from ._options import OptionTable, build_option_table
@@ -181,7 +181,7 @@ def _primal_start(inst: Instance, table: OptionTable, strategy: Strategy, inc: I
     search at the start prices and two multiples."""
     inc.offer(solo_plan(inst, table), "solo")
     deadline = budget.deadline(settings.share_primal)
-    if inst.n_publics * inst.n_users * settings.greedy_seconds_per_pair < budget.left():
+    if greedy_threshold_seconds(inst, settings) < budget.left():
         inc.offer(greedy_grouping(inst, table, deadline=deadline), "greedy")
     budget.lap("greedy")
     if strategy.route in ("dual", "heuristic"):

@@ -2,10 +2,9 @@
 
 The limit bounds the whole run once the inputs are read and the prompts embedded: building
 the instance, the solve, the baselines, checking the plan and writing the workbook and the
-JSON. The report's time is
-planned from the number of users (it does not shrink with the limit), the baselines get at
-most a share of the limit held back for them (each within ``--baseline-time-limit``), and the
-solver gets the rest as its own ``time_limit``. A solve that ends early leaves its time to the
+JSON. The report's time is planned from the number of users (it does not shrink with the
+limit), the baselines get at most a share of the limit held back for them (each within
+``--baseline-time-limit``), and the solver gets the rest as its own ``time_limit``. A solve that ends early leaves its time to the
 baselines. When the report alone would take more than the limit allows, the solver still gets
 ``min_solve_share`` of it and the run says beforehand that it will take longer.
 """
@@ -68,8 +67,8 @@ def plan_run(limit_s: float, n_users: int, n_baselines: int, baseline_limit_s: f
     counted from ``start`` (a ``time.perf_counter()`` value; default now): what has run since
     (building the instance) comes out of the solver's share."""
     st = settings or RunSettings()
-    start = time.perf_counter() if start is None else start
-    spent = max(time.perf_counter() - start, 0.0)
+    now = time.perf_counter()
+    start, spent = (now, 0.0) if start is None else (start, max(now - start, 0.0))
     report = max(st.report_floor_s, n_users * st.report_seconds_per_user)
     baselines = min(n_baselines * baseline_limit_s, st.baseline_share * limit_s)
     solve = limit_s - spent - report - baselines

@@ -87,13 +87,12 @@ def build_solve_instance(inputs: SolveInputs, *, similarity: Any = None,
     :func:`similarity_matrix`): it is clipped in place, never held twice."""
     from ..allocation import build_instance
 
-    owned = (similarity is None or hasattr(similarity, "matrix")
-             or hasattr(similarity, "encode"))
-    if owned:
+    computed = similarity is None or hasattr(similarity, "matrix") or hasattr(similarity, "encode")
+    if computed:
         sim = similarity_matrix(inputs, model=similarity)
     else:
         sim = np.asarray(similarity, dtype=float)
-        owned = hand_over
+    owned = computed or hand_over
     return build_instance(
         inputs.users,
         inputs.servers,

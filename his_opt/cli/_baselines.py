@@ -60,7 +60,8 @@ def run_selected_baselines(
     min_start_s: float = 0.2,
 ) -> dict[str, Any]:
     """Run the baselines ``names`` (plan spelling) on ``instance``, each within ``time_limit``
-    seconds, option table included (built once for all of them). ``total_s()`` says how many
+    seconds; the option table they share is built once, from their common time. ``total_s()``
+    says how many
     seconds all of them may still use (default: ``len(names) * time_limit`` from the start);
     each gets an equal share of it (at least ``min_start_s`` while that lasts, so the first
     ones run when time is short), and one left under ``min_start_s`` is not started (status
