@@ -415,9 +415,10 @@ def test_heuristic_route_bound_on_pooled_servers_is_valid(seed: int, solo: bool)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), solo=st.booleans())
 def test_heuristic_bound_scope_holds_the_plan(seed: int, solo: bool) -> None:
-    """With fewer bound candidates than publics (top-2 of 7), the late bound's scope still holds
-    the returned plan, its pairs added: the pooled bound itself (not the reported one, which
-    is never below the plan) is never below the plan's objective."""
+    """With fewer bound candidates than publics (top-2 of 7), the pooled bound's scope holds
+    the returned plan (the first plan's pairs added, every later plan kept inside): the pooled
+    bound itself (not the reported one, which is never below the plan) is never below the
+    plan's objective."""
     inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
                          batch_caps=(3, 2, 1), mixed_profiles=True,
                          common_steps_min=0 if solo else 1)
@@ -428,5 +429,6 @@ def test_heuristic_bound_scope_holds_the_plan(seed: int, solo: bool) -> None:
     assert choose_strategy(inst, st_).bound_top_k == 2
     res = solve(inst, time_limit=10, settings=st_)
     assume(res.plan is not None and res.stats.get("pooled_bound") is not None)
-    assert "top-2" in res.bound_scope and "in the plan" in res.bound_scope
+    assert "top-2" in res.bound_scope
+    assert "in the plan" in res.bound_scope or "largest groups" in res.bound_scope
     assert res.stats["pooled_bound"] >= res.objective - 1e-6 * abs(res.objective)

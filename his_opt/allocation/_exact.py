@@ -92,22 +92,28 @@ def pooled_instance(inst: Instance, classes: list[list[int]]) -> Instance:
     )
 
 
-def merged_instance(inst: Instance) -> Instance:
-    """Every server merged into one with the summed budget and every cost figure at its
-    largest (the smallest batch), so a plan of it placed on the real servers costs no more than
-    it modelled: a start for a plan. (Its optimistic twin, a relaxation, is
-    :func:`pooled_instance` with one class.)"""
-    s0 = int(np.argmax(inst.beta))
-    one = (replace(inst.servers[s0], name="merged", budget_s=float(inst.budget_s.sum())),)
+def merged_instance(inst: Instance, classes: list[list[int]] | None = None) -> Instance:
+    """The servers of each class (default: all of them) merged into one with the summed budget
+    and every cost figure at the class's largest (its smallest batch), so a plan of it placed on
+    the class's real servers costs no more than it modelled: a start for a plan. (Its optimistic
+    twin, a relaxation, is :func:`pooled_instance`.)"""
+    classes = [list(range(inst.n_servers))] if classes is None else classes
+    rep = [c[int(np.argmax(inst.beta[c]))] for c in classes]
+    servers = tuple(
+        replace(inst.servers[r], name="merged" if len(classes) == 1 else f"merged{k}",
+                budget_s=float(inst.budget_s[c].sum()))
+        for k, (r, c) in enumerate(zip(rep, classes, strict=True))
+    )
 
-    def f(a: np.ndarray) -> np.ndarray:
-        return np.array([np.max(a)])
+    def high(a: np.ndarray) -> np.ndarray:
+        return np.array([a[c].max() for c in classes])
 
     return replace(
-        inst, servers=one, tau_pub=f(inst.tau_pub), tau_one=f(inst.tau_one),
-        alpha=f(inst.alpha), beta_raw=f(inst.beta_raw), beta=f(inst.beta),
-        power_w=f(inst.power_w), batch_images=np.array([np.min(inst.batch_images)]),
-        budget_s=np.array([float(inst.budget_s.sum())]),
+        inst, servers=servers, tau_pub=high(inst.tau_pub), tau_one=high(inst.tau_one),
+        alpha=high(inst.alpha), beta_raw=high(inst.beta_raw), beta=high(inst.beta),
+        power_w=high(inst.power_w),
+        batch_images=np.array([inst.batch_images[c].min() for c in classes]),
+        budget_s=np.array([float(inst.budget_s[c].sum()) for c in classes]),
     )
 
 

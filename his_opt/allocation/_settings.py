@@ -168,13 +168,36 @@ class SolverSettings:
     share_second_bound: float = 0.3
     """Share of the time left for the per-class bound that follows the merged-servers one
     (servers of one profile with unequal budgets or caps, large instances)."""
-    share_late_bound: float = 0.05
-    """``heuristic`` route: share of the time limit (at most half the time left) held back,
-    once the first facility search has its plan, for the bound on the pooled servers that
-    follows the plans. The bound settles early while the plans gain late (10,000 users / 16
-    mixed servers, two profiles pooled, one run each: 0.2 held back, bound 75,998 after 9
-    evaluations, plan 38,236; nothing held back, bound 84,029 after one evaluation, plan
-    46,541; held back from the start, the 50,000-user search found no plan past the greedy)."""
+    share_pool_first_search: float = 0.1
+    """``heuristic`` route: share of the time left for the first facility search on the
+    servers merged per pool (10,000 users / 16 mixed servers: the same plan after 8 s as after
+    15 s; the placement MILP and the searches at the bound's prices gain more)."""
+    pooled_search_share: float = 0.7
+    """``heuristic`` route: ``search_share`` of the bound on the pooled servers (10,000 users /
+    16 mixed, 30 s: 72,486 at 0.4, 71,913 at 0.7, 72,486 at 0.2; its start prices are a guess,
+    so the price search gains more than the polish)."""
+    bound_price_steps: tuple[float, ...] = (1.0, 0.97, 1.03, 0.9, 1.1)
+    """``heuristic`` route: multiples of the bound's prices the plans after it are searched at,
+    in turn while time is left."""
+    heuristic_price_steps: tuple[float, ...] = (0.8, 1.25, 0.65, 1.5)
+    """``heuristic`` route without a bound: multiples of the start prices the plans after the
+    first are searched at, in turn while time is left."""
+    share_pooled_bound: float = 0.45
+    """``heuristic`` route: share of the time left for the bound on the pooled servers, which
+    comes before the plans since the plans at its prices are the good ones."""
+    placement_levels: tuple[float, ...] = (0.0, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.6, 2.2, 4.0,
+                                           1e6)
+    """Multiples of a server's price at which the group placement MILP offers each group's
+    members their best edge steps there (0: the most steps the ranges and deadlines allow,
+    1e6: the fewest)."""
+    max_placement_options: int = 200_000
+    """Options (group, server, level) of the group placement MILP; more groups: no MILP."""
+    share_placement: float = 0.1
+    """Share of the time left for one group placement MILP (10,000 users / 16 mixed servers,
+    70 groups, one plan: 71,697 / 71,951 / 72,190 after 5 / 20 / 60 s, HiGHS's own bound
+    72,602; 72,236 / 72,337 / 72,468 split again)."""
+    min_placement_s: float = 3.0
+    """Seconds a group placement MILP gets at least (at most a third of the time left)."""
     share_diagnose: float = 0.5
     """Share of the time left for the infeasibility diagnosis (the rest is the margin)."""
     return_margin_s: float = 0.05

@@ -57,6 +57,8 @@ class Strategy:
     or all into one; None: no bound fits)."""
     bound_top_k: int | None = None
     """Candidates per user of that bound (each user's pair in the plan comes on top)."""
+    bound_pooling: str = ""
+    """How that bound pools the servers, in words ("per GPU profile", "into one")."""
 
 
 def _top_k_mask(inst: Instance, allowed: np.ndarray, k: int | None) -> np.ndarray | None:
@@ -163,13 +165,14 @@ def _heuristic(inst: Instance, classes: list[list[int]], allowed: np.ndarray, fl
         k = dual_top_k(inst, len(pooled), settings)
         if len(pooled) < len(classes) and k >= need:
             scope = (f"public prompts within each user's top-{k} most similar candidates (and "
-                     "its own prompt) or its group's public prompt in the plan, on the servers "
-                     f"pooled {how} (a relaxation: budgets at the pool's smallest figures)")
+                     "its own prompt) or its group's public prompt in the plan"
+                     + _pooled_scope(how))
             if not allowed.all():
                 scope += "; " + _floor_scope(inst)
             return Strategy(route="heuristic", classes=classes, top_k=None,
                             pair_mask=None if allowed.all() else allowed, scope=scope,
-                            share_floor_users=floor_users, bound_classes=pooled, bound_top_k=k)
+                            share_floor_users=floor_users, bound_classes=pooled, bound_top_k=k,
+                            bound_pooling=how)
     return Strategy(route="heuristic", classes=classes, top_k=None,
                     pair_mask=None if allowed.all() else allowed,
                     scope=f"none: fewer than {settings.min_late_top_k} candidates per user fit "
@@ -198,17 +201,25 @@ def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
     ``max_dual_entries``. ``publics`` are taken largest group first, at most half the fit;
     returns the widened strategy and how many publics it opened to everyone."""
     allowed = inst.share_allowed
-    fits = dual_top_k(inst, len(strategy.classes), settings)
+    fits = dual_top_k(inst, len(strategy.bound_classes or strategy.classes), settings)
     publics = publics[: max(fits // 2, 0)]
-    k = max(settings.min_dual_top_k, fits - len(publics))
+    floor = (settings.min_dual_top_k if strategy.bound_classes is None
+             else settings.min_late_top_k)
+    k = max(floor, fits - len(publics))
     mask = top_k_mask(inst, k, members)
     mask[publics] |= allowed[publics]
     scope = (f"public prompts within each user's top-{k} most similar candidates (and its own "
              f"prompt), among the {len(publics)} largest groups' public prompts of the first "
              "plan, or the user's own group's there")
+    if strategy.bound_classes is not None:
+        scope += _pooled_scope(strategy.bound_pooling)
     if not allowed.all():
         scope += "; " + _floor_scope(inst)
     return replace(strategy, top_k=k, pair_mask=mask, scope=scope), len(publics)
+
+
+def _pooled_scope(how: str) -> str:
+    return f", on the servers pooled {how} (a relaxation: budgets at the pool's smallest figures)"
 
 
 def _floor_scope(inst: Instance) -> str:
