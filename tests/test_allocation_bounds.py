@@ -195,6 +195,10 @@ def test_pooled_servers_relax_the_instance(seed: int, deadlines: bool, solo: boo
     relaxed, _ = brute_force(pooled)
     assert relaxed >= best - 1e-9
     assert merged_instance(inst).beta[0] == inst.beta.max()
+    per = merged_instance(inst, [[0], [1, 2]])  # per class: summed budgets, largest figures
+    assert per.n_servers == 2 and per.budget_s[1] == inst.budget_s[1] + inst.budget_s[2]
+    assert per.beta[1] == inst.beta[[1, 2]].max() and per.budget_s[0] == inst.budget_s[0]
+    assert per.batch_images[1] == inst.batch_images[[1, 2]].min()
 
 
 def _every_launch_entry(dual: ServerDual, pi: np.ndarray):  # noqa: ANN202
@@ -392,8 +396,8 @@ def test_launch_polish_past_its_cell_cap_still_reports_exact_values() -> None:
 @given(seed=st.integers(0, 10_000), solo=st.booleans())
 def test_heuristic_route_bound_on_pooled_servers_is_valid(seed: int, solo: bool) -> None:
     """Forced onto the ``heuristic`` route (the per-server dual does not fit, the servers
-    pooled per profile do, with every candidate), the bound after the plans is never below the
-    exact optimum and the plan is feasible."""
+    pooled per profile do, with every candidate), the bound on the pooled servers is never
+    below the exact optimum and the plan is feasible."""
     inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
                          batch_caps=(3, 2, 1), mixed_profiles=True,
                          common_steps_min=0 if solo else 1)
@@ -432,3 +436,26 @@ def test_heuristic_bound_scope_holds_the_plan(seed: int, solo: bool) -> None:
     assert "top-2" in res.bound_scope
     assert "in the plan" in res.bound_scope or "largest groups" in res.bound_scope
     assert res.stats["pooled_bound"] >= res.objective - 1e-6 * abs(res.objective)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), solo=st.booleans())
+def test_heuristic_route_without_a_bound_plans_on_profiles(seed: int, solo: bool) -> None:
+    """No bound fits even with every server pooled: the ``heuristic`` route still plans (on
+    the servers merged per profile, placed, re-placed by the MILP), its plan is feasible and
+    never above the exact optimum, and the result says it has no bound."""
+    inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
+                         batch_caps=(3, 2, 1), mixed_profiles=True,
+                         common_steps_min=0 if solo else 1)
+    st_ = replace(SolverSettings(), enumerate_users=0, exact_users=0, max_dual_entries=1,
+                  min_dual_top_k=inst.n_publics)
+    strategy = choose_strategy(inst, st_)
+    assert strategy.route == "heuristic" and strategy.bound_classes is None
+    best, _ = exact_optimum(inst)
+    res = solve(inst, time_limit=10, settings=st_)
+    if not math.isfinite(best):
+        assert res.plan is None
+        return
+    assert res.plan is not None and not check_feasible(inst, res.plan)
+    assert res.objective <= best + 1e-6 * abs(best)
+    assert res.bound_scope.startswith("none") and math.isinf(res.bound)

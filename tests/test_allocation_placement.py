@@ -98,13 +98,15 @@ def test_placement_milp_equals_enumeration_of_its_options(seed: int, solo: bool)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), solo=st.booleans())
 def test_placement_is_feasible_and_never_worse(seed: int, solo: bool) -> None:
-    """From any feasible plan, the re-placed plan is feasible and scores at least as much."""
+    """From a feasible plan (the solver's, or its groups crowded onto one server with no edge
+    steps), the re-placed plan is feasible and scores at least as much."""
     inst = tiny_instance(seed, n_users=8, server_budget_fractions=(0.3, 0.2, 0.1, 0.1),
                          batch_caps=(3, 2, 1, 2), mixed_profiles=True, deadlines=(40.0, 90.0),
                          min_quality=(0.2, 0.3), common_steps_min=0 if solo else 1)
     dec = _start(inst)
     if dec is None:
         return
+    dec = _crowded(inst, dec)
     table = build_option_table(inst)
     placed = place_by_milp(inst, table, dec, _prices(inst),
                            levels=(0.0, 0.5, 1.0, 2.0, 1e6), max_vars=10_000, time_limit=10)
@@ -139,3 +141,18 @@ def test_placement_fills_idle_servers() -> None:
     assert one is not None and not check_feasible(inst, one)
     rest = crowded.user_group != largest
     assert np.all(np.delete(one.server, largest) == 0) and np.all(one.y[rest] == 0)
+
+
+def test_zero_prices_keep_one_option_per_server() -> None:
+    """Where a server's price is 0 every level gives the same steps: one option, not one per
+    level, and the plan is the same as with a single level."""
+    inst = _instance(5, common_steps_min=1)
+    dec = _start(inst)
+    assert dec is not None
+    table = build_option_table(inst)
+    zero = np.zeros(inst.n_servers)
+    many = place_by_milp(inst, table, dec, zero, levels=(0.0, 1.0, 2.0, 1e6), max_vars=10_000,
+                         time_limit=10)
+    one = place_by_milp(inst, table, dec, zero, levels=(0.0,), max_vars=10_000, time_limit=10)
+    assert many is not None and one is not None
+    assert score_decision(inst, many).objective == score_decision(inst, one).objective

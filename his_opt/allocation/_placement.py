@@ -9,8 +9,10 @@ count at price ``t lam_s`` on server ``s``, so option ``(g, s, t)`` has an exact
 delay, energy, the group's public phase and launch overhead) and an exact GPU time. The MILP
 picks one option per group within every server's budget: a multiple-choice knapsack with one
 row per group and one per server, whose size is groups x servers x levels whatever the number
-of users. The plan's own placement and split is one of the options, so the MILP starts from it
-and never returns a worse plan.
+of users. The plan's own placement and split is one of the options (when every member's ``y``
+meets the option table's deadlines, as in every plan the solver keeps), so the MILP starts
+from it and returns no worse a plan. Levels whose steps equal the previous level's on a server
+(all of them where its price is 0) are one option.
 """
 
 from __future__ import annotations
@@ -72,11 +74,12 @@ def place_by_milp(inst: Instance, table: OptionTable, dec: Decision, lam: np.nda
     for s in range(S):
         feas = table.feasible[n, s, i_u]  # (N, Y)
         has = feas.any(axis=1)
+        val0, gpu0 = table.value0[n, s, i_u], table.gpu[n, s, i_u]
         choices = [np.where(dec.server[g] == s, dec.y, -1)]
         for t in levels:
-            v = np.where(feas, table.value0[n, s, i_u] - t * lam[s] * table.gpu[n, s, i_u],
-                         -np.inf)
-            choices.append(np.where(has, v.argmax(axis=1), 0))
+            y = np.where(has, np.where(feas, val0 - t * lam[s] * gpu0, -np.inf).argmax(axis=1), 0)
+            if len(choices) == 1 or not np.array_equal(y, choices[-1]):
+                choices.append(y)  # a level whose steps equal the previous one's adds nothing
         for k, y in enumerate(choices):
             keep = y >= 0 if k == 0 else np.ones(inst.n_users, dtype=bool)
             y = np.maximum(y, 0)
@@ -91,7 +94,7 @@ def place_by_milp(inst: Instance, table: OptionTable, dec: Decision, lam: np.nda
             gpus.append(gpu[cols])
             opt_g.append(cols)
             opt_s.append(np.full(cols.size, s))
-            ys.append((k, s, y))
+            ys.append((k, s, y.astype(np.int8)))
     value = np.concatenate(vals)
     gpu = np.concatenate(gpus)
     og = np.concatenate(opt_g)

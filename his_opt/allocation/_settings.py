@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 __all__ = ["SolverSettings", "TimeBudget"]
@@ -47,10 +45,13 @@ class SolverSettings:
     max_dual_entries: int = 3_000_000
     """Entries (user, public, server class, x) of the Lagrangian dual: caps its memory at about
     ``40 bytes`` per entry and, above all, its time (each price evaluation is a few passes over
-    every entry); ``top_k`` shrinks to fit."""
+    every entry); ``top_k`` shrinks to fit, down to ``min_dual_top_k`` (``min_late_top_k`` on
+    the ``heuristic`` route). The publics the first plan's largest groups open to every user
+    come on top (at most half the fit), so a widened dual may hold up to half as much again
+    (10,000 users / 16 mixed: 3.7 million)."""
     min_dual_top_k: int = 10
     """Fewer candidates per user than this in the dual over the server classes: the
-    ``heuristic`` route (plans over every candidate, bound on pooled servers afterwards)."""
+    ``heuristic`` route (plans on pools of servers, the bound on pooled servers)."""
     min_late_top_k: int = 10
     """Candidates per user the ``heuristic`` route's bound on pooled servers needs at least
     (each user's pair in the plan comes on top; fewer: no bound). 50,000 users / 16 mixed
@@ -188,14 +189,18 @@ class SolverSettings:
     placement_levels: tuple[float, ...] = (0.0, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.6, 2.2, 4.0,
                                            1e6)
     """Multiples of a server's price at which the group placement MILP offers each group's
-    members their best edge steps there (0: the most steps the ranges and deadlines allow,
-    1e6: the fewest)."""
+    members their best edge steps there (0: the best steps when GPU time were free, 1e6:
+    nearly the fewest)."""
     max_placement_options: int = 200_000
     """Options (group, server, level) of the group placement MILP; more groups: no MILP."""
     share_placement: float = 0.1
     """Share of the time left for one group placement MILP (10,000 users / 16 mixed servers,
     70 groups, one plan: 71,697 / 71,951 / 72,190 after 5 / 20 / 60 s, HiGHS's own bound
     72,602; 72,236 / 72,337 / 72,468 split again)."""
+    placement_seconds_per_cell: float = 2e-8
+    """Measured cost of building the placement MILP's options per user x server x level x
+    edge-step cell (10,000 users x 16 servers x 12 x 17: 0.64 s); a MILP whose options would
+    take more than half the time left is not built."""
     min_placement_s: float = 3.0
     """Seconds a group placement MILP gets at least (at most a third of the time left)."""
     share_diagnose: float = 0.5
@@ -231,15 +236,6 @@ class TimeBudget:
 
     def deadline(self, fraction: float = 1.0) -> float:
         return time.perf_counter() + self.share(fraction)
-
-    @contextmanager
-    def holding_back(self, seconds: float) -> Iterator[None]:
-        """Within the block the deadline is ``seconds`` earlier (a later step's time)."""
-        self.end -= seconds
-        try:
-            yield
-        finally:
-            self.end += seconds
 
     def lap(self, phase: str) -> None:
         """Charge the time since the last lap to ``phase``."""

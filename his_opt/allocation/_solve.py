@@ -104,7 +104,8 @@ from ._strategy import Strategy, choose_strategy, top_k_mask, widen_to_publics
 __all__ = ["METHODS", "BACKENDS", "solve"]
 
 METHODS = ("auto", "decompose", "milp")
-_NO_LATE_BOUND = "no time left for the bound on the pooled servers; the plan has no bound"
+_NO_POOLED_BOUND = ("no bound on the pooled servers (one evaluation would not fit its time, "
+                    "or no finite value); the plan has no bound")
 BACKENDS = ("highs", "cvxpy")
 
 
@@ -167,7 +168,7 @@ def solve(
     elif strategy.route == "lp":
         proof = lp_route(instance, table, strategy, inc, settings=settings, mip_gap=mip_gap,
                          budget=budget, stats=stats)
-    else:  # dual, or heuristic (plans first, then the bound on pooled servers)
+    else:  # dual, or heuristic (plans on pools of servers, the bound on pooled servers)
         proof = _dual_route(instance, table, strategy, inc, prices, settings, budget, stats,
                             ray_address)
     bound = bound_from_proof(proof, proof.scope or strategy.scope, strategy.route)
@@ -233,15 +234,23 @@ def _dual_route(inst: Instance, table: OptionTable, strategy: Strategy, inc: Inc
         """Estimated seconds of one price evaluation of the dual over ``n_classes``."""
         return (len(pairs[0]) * n_classes * len(inst.x_values)
                 * settings.dual_seconds_per_entry)
-    plans_on = [(pooled, p_table, strategy.classes)]
-    if len(strategy.classes) > 1:  # unequal servers: also plan on all merged, then place
-        merged = merged_instance(inst)
-        plans_on.append((merged, build_option_table(merged), [list(range(inst.n_servers))]))
+    plans_on: list[tuple[Instance, OptionTable, list[list[int]]]] = []
+
+    def targets() -> list[tuple[Instance, OptionTable, list[list[int]]]]:
+        """The instances the searches plan on, built at the first search (the heuristic
+        route plans on its own pools)."""
+        if not plans_on:
+            plans_on.append((pooled, p_table, strategy.classes))
+            if len(strategy.classes) > 1:  # unequal servers: also plan on all merged, then place
+                merged = merged_instance(inst)
+                plans_on.append((merged, build_option_table(merged),
+                                 [list(range(inst.n_servers))]))
+        return plans_on
 
     def search(lam_cls: np.ndarray, share: float = settings.share_search) -> None:
         """Facility search on the pooled classes at class prices, placed on the servers."""
         searched = False
-        for on, on_table, classes in plans_on:
+        for on, on_table, classes in targets():
             lam_on = lam_cls if on is pooled else lam_cls.mean(keepdims=True)
             found = dense_search(on, on_table, lam_on, pair_mask=mask, settings=settings,
                                  deadline=budget.deadline(share))
@@ -299,18 +308,18 @@ def _heuristic_route(inst: Instance, table: OptionTable, strategy: Strategy, inc
                      prices: np.ndarray, settings: SolverSettings, budget: TimeBudget,
                      stats: dict[str, Any], search: Callable[..., None],
                      ray_address: str | None) -> Proof:
-    """Many distinct servers, planned on pools of them at their largest figures (the pools of
-    the bound, ``strategy.bound_classes``, when one fits, else one per GPU profile: all of
-    them merged at the slowest figures would leave users with deadlines no option). Each plan
-    is placed on the real servers and re-placed by the group placement MILP. When a bound fits, the Lagrangian dual on the pooled servers (a
+    """Many distinct servers, planned on pools of them, one per GPU profile, each merged at its
+    largest figures (all servers merged at the slowest figures would leave users with
+    deadlines no option). Each plan is placed on the real servers and re-placed by the group
+    placement MILP. When a bound fits (on ``strategy.bound_classes``), the Lagrangian dual on the pooled servers (a
     relaxation) over the scope the first plan widens (:func:`_widen_scope`), then the plans
     at its prices inside that scope; otherwise the plans at multiples of the start prices.
     Servers of one profile each and nothing to pool: the facility searches of the dual
     route."""
     proof = Proof()
     classes = strategy.bound_classes
-    pools = classes or inst.servers_by_profile()
-    if len(pools) == inst.n_servers:  # nothing to pool: plans only, on the real servers
+    pools = inst.servers_by_profile()
+    if classes is None and len(pools) == inst.n_servers:  # nothing to pool, no bound
         proof.notes.append(strategy.scope)
         _search_at(search, np.array([prices[c[0]] for c in strategy.classes]), (1.0, 0.8, 1.25),
                    budget)
@@ -341,9 +350,9 @@ def _heuristic_route(inst: Instance, table: OptionTable, strategy: Strategy, inc
                               _class_prices(prices, classes), settings, budget, stats,
                               ray_address)
     if found is None:
-        proof.notes.append(strategy.scope if classes is None else _NO_LATE_BOUND)
+        proof.notes.append(strategy.scope if classes is None else _NO_POOLED_BOUND)
         if classes is not None:
-            proof.scope = f"none: {_NO_LATE_BOUND}"
+            proof.scope = f"none: {_NO_POOLED_BOUND}"
         inc.pair_mask, wide = strategy.pair_mask, strategy
         base, mults = prices, settings.heuristic_price_steps
     else:
@@ -392,13 +401,16 @@ def _replace_groups(inst: Instance, table: OptionTable, inc: Incumbent, dec: Dec
                     prices: np.ndarray, settings: SolverSettings, budget: TimeBudget) -> None:
     """The groups of the feasible plan ``dec`` re-placed on the servers with their edge steps
     re-chosen (:func:`~._placement.place_by_milp`), then split again; offered to ``inc``."""
-    if budget.left() <= 0.5:
+    cells = (inst.n_users * inst.n_servers * (len(settings.placement_levels) + 1)
+             * (inst.scenario.edge_steps_max + 1))
+    if budget.left() <= 0.5 or cells * settings.placement_seconds_per_cell > budget.left() / 2:
         return
     placed = place_by_milp(inst, table, dec, prices, levels=settings.placement_levels,
                            max_vars=settings.max_placement_options,
                            time_limit=max(budget.share(settings.share_placement),
                                           min(settings.min_placement_s, budget.left() / 3)))
-    if placed is not None and inc.offer(placed, "group placement milp"):
+    if placed is not None:
+        inc.offer(placed, "group placement milp")
         inc.offer(greedy_split(inst, table, placed), "group placement milp")
     budget.lap("group placement milp")
 
@@ -475,18 +487,15 @@ def _server_prices(inst: Instance, classes: list[list[int]], dual: ServerDual,
 
 def _first_plan_scope(inst: Instance, table: OptionTable, strategy: Strategy, inc: Incumbent,
                       pooled: Instance, p_table: OptionTable, lam0: np.ndarray,
-                      settings: SolverSettings, budget: TimeBudget, stats: dict[str, Any],
-                      place_on: list[list[int]] | None = None,
-                      share: float | None = None) -> Strategy:
+                      settings: SolverSettings, budget: TimeBudget,
+                      stats: dict[str, Any]) -> Strategy:
     """The first facility search over every allowed pair (not only each user's most similar
     candidates: large groups form around publics far down many users' lists); when its plan
     is the best, the bound's scope is widened to cover it (:func:`widen_to_publics`)."""
     wide = None if inst.share_allowed.all() else inst.share_allowed
-    share = settings.share_first_search if share is None else share
     found = dense_search(pooled, p_table, lam0, pair_mask=wide, settings=settings,
-                         deadline=budget.deadline(share))
-    place_on = strategy.classes if place_on is None else place_on
-    plan = place_groups(inst, table, found, place_on) if found is not None else None
+                         deadline=budget.deadline(settings.share_first_search))
+    plan = place_groups(inst, table, found, strategy.classes) if found is not None else None
     return _widen_scope(inst, strategy, inc, plan, settings, stats)
 
 

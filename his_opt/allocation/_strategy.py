@@ -53,10 +53,10 @@ class Strategy:
     scope: str
     share_floor_users: int
     bound_classes: list[list[int]] | None = None
-    """``heuristic`` route: the servers pooled for its bound after the plans (per GPU profile,
-    or all into one; None: no bound fits)."""
+    """``heuristic`` route: the servers pooled for its bound (per GPU profile, or all into one;
+    None: no bound fits)."""
     bound_top_k: int | None = None
-    """Candidates per user of that bound (each user's pair in the plan comes on top)."""
+    """Candidates per user of that bound (the first plan's pairs come on top)."""
     bound_pooling: str = ""
     """How that bound pools the servers, in words ("per GPU profile", "into one")."""
 
@@ -154,11 +154,11 @@ def choose_strategy(inst: Instance, settings: SolverSettings, *, method: str = "
 
 def _heuristic(inst: Instance, classes: list[list[int]], allowed: np.ndarray, floor_users: int,
                settings: SolverSettings) -> Strategy:
-    """The ``heuristic`` route: plans over every allowed candidate, then (when one fits) the
-    Lagrangian bound on the servers pooled per GPU profile, or all into one, whichever first
-    keeps ``min_late_top_k`` candidates per user (a relaxation: :func:`~._exact.pooled_instance`).
-    The plans are not restricted to the bound's candidates, so fewer than ``min_dual_top_k``
-    may do: the scope says how many."""
+    """The ``heuristic`` route: plans on pools of servers over every allowed candidate and,
+    when one fits, the Lagrangian bound on the servers pooled per GPU profile, or all into
+    one, whichever first keeps ``min_late_top_k`` candidates per user (a relaxation:
+    :func:`~._exact.pooled_instance`). Its scope adds the first plan's pairs (and its largest
+    groups' publics), and every later plan is kept inside it."""
     need = min(settings.min_late_top_k, inst.n_publics)
     for pooled, how in ((inst.servers_by_profile(), "per GPU profile"),
                         ([list(range(inst.n_servers))], "into one")):
@@ -194,12 +194,12 @@ def top_k_mask(inst: Instance, k: int, members: np.ndarray) -> np.ndarray:
 
 def widen_to_publics(inst: Instance, strategy: Strategy, publics: np.ndarray,
                      members: np.ndarray, settings: SolverSettings) -> tuple[Strategy, int]:
-    """The dual route's scope after its first plan: every user may also share the plan's
-    largest groups' ``publics`` (large groups form around publics far down many users' most
-    similar lists), each user keeps its own pair in the plan (``members``: public per user,
-    -1 none), and the per-user candidates shrink so the entries still fit
-    ``max_dual_entries``. ``publics`` are taken largest group first, at most half the fit;
-    returns the widened strategy and how many publics it opened to everyone."""
+    """The bound's scope after the first plan (dual and heuristic routes): every user may also
+    share the plan's largest groups' ``publics`` (large groups form around publics far down
+    many users' most similar lists), each user keeps its own pair in the plan (``members``:
+    public per user, -1 none), and the per-user candidates shrink towards
+    ``max_dual_entries`` (see there). ``publics`` are taken largest group first, at most half
+    the fit; returns the widened strategy and how many publics it opened to everyone."""
     allowed = inst.share_allowed
     fits = dual_top_k(inst, len(strategy.bound_classes or strategy.classes), settings)
     publics = publics[: max(fits // 2, 0)]
