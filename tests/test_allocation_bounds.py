@@ -392,26 +392,43 @@ def test_launch_polish_past_its_cell_cap_still_reports_exact_values() -> None:
     assert val == pytest.approx(dual._value(pi)[0])  # nothing fits: D at the start prices
 
 
+def _mixed7(seed: int, solo: bool):  # noqa: ANN202
+    return tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
+                         batch_caps=(3, 2, 1), mixed_profiles=True,
+                         common_steps_min=0 if solo else 1)
+
+
+def _heuristic_solve(inst, **kw):  # noqa: ANN001, ANN202
+    """Solve ``inst`` forced onto the ``heuristic`` route (``kw``: settings); the strategy, the
+    exact optimum and the result, or None for the result when the optimum says infeasible
+    (after checking the solver has no plan either). A returned plan is feasible and never
+    above the optimum."""
+    st_ = replace(SolverSettings(), enumerate_users=0, exact_users=0,
+                  min_dual_top_k=inst.n_publics, **kw)
+    strategy = choose_strategy(inst, st_)
+    assert strategy.route == "heuristic"
+    best, _ = exact_optimum(inst)
+    res = solve(inst, time_limit=20, settings=st_)
+    if not math.isfinite(best):
+        assert res.plan is None
+        return strategy, best, None
+    assert res.plan is not None and not check_feasible(inst, res.plan)
+    assert res.objective <= best + 1e-6 * abs(best)
+    return strategy, best, res
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), solo=st.booleans())
 def test_heuristic_route_bound_on_pooled_servers_is_valid(seed: int, solo: bool) -> None:
     """Forced onto the ``heuristic`` route (the per-server dual does not fit, the servers
     pooled per profile do, with every candidate), the bound on the pooled servers is never
     below the exact optimum and the plan is feasible."""
-    inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
-                         batch_caps=(3, 2, 1), mixed_profiles=True,
-                         common_steps_min=0 if solo else 1)
+    inst = _mixed7(seed, solo)
     per_public = inst.n_users * 2 * len(inst.x_values)  # two profiles
-    st_ = replace(SolverSettings(), enumerate_users=0, exact_users=0,
-                  max_dual_entries=per_public * inst.n_publics, min_dual_top_k=inst.n_publics)
-    strategy = choose_strategy(inst, st_)
-    assert strategy.route == "heuristic" and len(strategy.bound_classes) == 2
-    best, _ = exact_optimum(inst)
-    res = solve(inst, time_limit=20, settings=st_)
-    if not math.isfinite(best):
-        assert res.plan is None
+    strategy, best, res = _heuristic_solve(inst, max_dual_entries=per_public * inst.n_publics)
+    assert len(strategy.bound_classes) == 2
+    if res is None:
         return
-    assert res.plan is not None and not check_feasible(inst, res.plan)
     assert math.isfinite(res.stats["pooled_bound"]) and res.bound >= best - 1e-6 * abs(best)
     assert res.objective <= best + 1e-6 * abs(best)
 
@@ -423,9 +440,7 @@ def test_heuristic_bound_scope_holds_the_plan(seed: int, solo: bool) -> None:
     the returned plan (the first plan's pairs added, every later plan kept inside): the pooled
     bound itself (not the reported one, which is never below the plan) is never below the
     plan's objective."""
-    inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
-                         batch_caps=(3, 2, 1), mixed_profiles=True,
-                         common_steps_min=0 if solo else 1)
+    inst = _mixed7(seed, solo)
     per_public = inst.n_users * 2 * len(inst.x_values)
     st_ = replace(SolverSettings(), enumerate_users=0, exact_users=0,
                   max_dual_entries=per_public * 2, min_dual_top_k=inst.n_publics,
@@ -444,18 +459,8 @@ def test_heuristic_route_without_a_bound_plans_on_profiles(seed: int, solo: bool
     """No bound fits even with every server pooled: the ``heuristic`` route still plans (on
     the servers merged per profile, placed, re-placed by the MILP), its plan is feasible and
     never above the exact optimum, and the result says it has no bound."""
-    inst = tiny_instance(seed, n_users=7, server_budget_fractions=(0.4, 0.25, 0.15),
-                         batch_caps=(3, 2, 1), mixed_profiles=True,
-                         common_steps_min=0 if solo else 1)
-    st_ = replace(SolverSettings(), enumerate_users=0, exact_users=0, max_dual_entries=1,
-                  min_dual_top_k=inst.n_publics)
-    strategy = choose_strategy(inst, st_)
-    assert strategy.route == "heuristic" and strategy.bound_classes is None
-    best, _ = exact_optimum(inst)
-    res = solve(inst, time_limit=10, settings=st_)
-    if not math.isfinite(best):
-        assert res.plan is None
+    strategy, best, res = _heuristic_solve(_mixed7(seed, solo), max_dual_entries=1)
+    assert strategy.bound_classes is None
+    if res is None:
         return
-    assert res.plan is not None and not check_feasible(inst, res.plan)
-    assert res.objective <= best + 1e-6 * abs(best)
     assert res.bound_scope.startswith("none") and math.isinf(res.bound)
