@@ -143,9 +143,19 @@ def test_placement_fills_idle_servers() -> None:
     assert np.all(np.delete(one.server, largest) == 0) and np.all(one.y[rest] == 0)
 
 
-def test_zero_prices_keep_one_option_per_server() -> None:
-    """Where a server's price is 0 every level gives the same steps: one option, not one per
-    level, and the plan is the same as with a single level."""
+def test_zero_prices_keep_one_option_per_server(monkeypatch) -> None:  # noqa: ANN001
+    """Where every server's price is 0 every level gives the same steps: the MILP holds as many
+    options with four levels as with one, and picks an equally good plan."""
+    from his_opt.allocation import _placement
+
+    sizes = []
+    real = _placement.solve_highs
+
+    def counting(c, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        sizes.append(len(c))
+        return real(c, *args, **kw)
+
+    monkeypatch.setattr(_placement, "solve_highs", counting)
     inst = _instance(5, common_steps_min=1)
     dec = _start(inst)
     assert dec is not None
@@ -155,4 +165,5 @@ def test_zero_prices_keep_one_option_per_server() -> None:
                          time_limit=10)
     one = place_by_milp(inst, table, dec, zero, levels=(0.0,), max_vars=10_000, time_limit=10)
     assert many is not None and one is not None
+    assert sizes[0] == sizes[1]
     assert score_decision(inst, many).objective == score_decision(inst, one).objective

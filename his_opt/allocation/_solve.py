@@ -25,11 +25,11 @@ The algorithm is one pipeline, each step in its own module:
    profile differ, the dual of the servers merged per profile (fewer entries, so more prices
    fit) runs first and its prices start the per-class dual and the plans, the smaller bound
    is reported. Where even one price per class leaves the dual too few candidates per user
-   (the ``heuristic`` route: many distinct servers), the servers are pooled per GPU profile,
-   or all into one: the first plan is made on the pools (each merged at its largest figures)
-   and placed on the real servers, the same dual bounds the pools over each user's top-k
-   candidates and the publics of that plan's largest groups, and the plans at its prices stay
-   inside that scope. Every bound is valid for the scope it states
+   (the ``heuristic`` route: many distinct servers), the plans are made on the servers merged
+   per GPU profile (each at its largest figures) and placed on the real servers, and the same
+   dual bounds the servers pooled per profile, or all into one, over each user's top-k
+   candidates and the publics of the first plan's largest groups; the plans at its prices
+   stay inside that scope. Every bound is valid for the scope it states
    (``bound_scope``): pooling servers at their smallest figures, each server's budget counted
    at those figures (:func:`~._exact.pooled_budgets`), and (LP, price search) dropping the
    launch overhead are relaxations.
@@ -311,11 +311,11 @@ def _heuristic_route(inst: Instance, table: OptionTable, strategy: Strategy, inc
     """Many distinct servers, planned on pools of them, one per GPU profile, each merged at its
     largest figures (all servers merged at the slowest figures would leave users with
     deadlines no option). Each plan is placed on the real servers and re-placed by the group
-    placement MILP. When a bound fits (on ``strategy.bound_classes``), the Lagrangian dual on the pooled servers (a
-    relaxation) over the scope the first plan widens (:func:`_widen_scope`), then the plans
-    at its prices inside that scope; otherwise the plans at multiples of the start prices.
-    Servers of one profile each and nothing to pool: the facility searches of the dual
-    route."""
+    placement MILP. When a bound fits (on ``strategy.bound_classes``), the Lagrangian dual on
+    the pooled servers (a relaxation) over the scope the first plan widens
+    (:func:`_widen_scope`), then the plans at its prices inside that scope; otherwise the
+    plans at multiples of the start prices. Servers of one profile each and no bound: the
+    facility searches of the dual route."""
     proof = Proof()
     classes = strategy.bound_classes
     pools = inst.servers_by_profile()
